@@ -1,0 +1,130 @@
+"""Command-line interface: ``crbnet simulate`` and ``crbnet crb`` (a contract: external checks call them so).
+
+Errors in the input (unknown parameter names, bad values, broken sequences) exit with code 2 and one line
+on stderr naming the problem; no output file is written then.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from collections.abc import Sequence
+
+import pandas as pd
+
+from crbnet.crb import scale_crb, unit_crb
+from crbnet.io import write_csv
+from crbnet.models.qmt import QMTModel
+from crbnet.parameters import ParameterError, Parameterization, get_parameterization, infer_parameterization, parameter
+from crbnet.sequences import SequenceError, load_sequence
+
+
+class UsageError(Exception):
+    """Bad command-line input; reported in one line with exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line instead of usage + message
+        raise UsageError(message)
+
+
+def _assignment(text: str) -> tuple[str, float]:
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise UsageError(f"--set expects NAME=VALUE, got '{text}'")
+    parameter(name.strip())
+    try:
+        number = float(value)
+    except ValueError:
+        raise UsageError(f"bad value for {name}: '{value}' is not a number") from None
+    if not math.isfinite(number):
+        raise UsageError(f"bad value for {name}: {value} is not finite")
+    return name.strip(), number
+
+
+def _names(text: str | None) -> list[str]:
+    names = [n.strip() for n in (text or "").split(",") if n.strip()]
+    for n in names:
+        parameter(n)
+    if len(set(names)) != len(names):
+        raise UsageError(f"a parameter is listed twice in '{text}'")
+    return names
+
+
+def _setup(args: argparse.Namespace, wrt: list[str]) -> tuple[QMTModel, Parameterization, dict[str, float]]:
+    given = dict(_assignment(a) for a in args.set)
+    if args.parameterization == "auto":
+        pz = infer_parameterization([*given, *wrt])
+    else:
+        pz = get_parameterization(args.parameterization)
+    for name in wrt:
+        if name not in pz.names:
+            raise ParameterError(f"parameter '{name}' is not part of the {pz.name} parameterization ({', '.join(pz.names)})")
+    values = pz.complete(given)
+    sequence = load_sequence(args.sequence)
+    return QMTModel(sequence, pz), pz, values
+
+
+def _simulate(args: argparse.Namespace) -> None:
+    wrt = _names(args.jacobian)
+    model, _, values = _setup(args, wrt)
+    signal, jac = model.simulate(values, wrt)
+    columns = {"re": signal[0].real, "im": signal[0].imag}
+    for k, name in enumerate(wrt):
+        columns[f"d_{name}_re"], columns[f"d_{name}_im"] = jac[0, :, k].real, jac[0, :, k].imag
+    write_csv(pd.DataFrame({k: v.numpy() for k, v in columns.items()}), args.out)
+
+
+def _crb(args: argparse.Namespace) -> None:
+    wrt = _names(args.estimate)
+    if not wrt:
+        raise UsageError("--estimate needs at least one parameter name")
+    if not (math.isfinite(args.sigma) and args.sigma > 0):
+        raise UsageError(f"--sigma must be a positive number, got {args.sigma}")
+    model, _, values = _setup(args, wrt)
+    signal, jac = model.simulate(values, wrt)
+    crb = scale_crb(unit_crb(signal, jac), 1.0, args.sigma)[0]
+    frame = pd.DataFrame({
+        "parameter": wrt,
+        "unit": [parameter(n).unit for n in wrt],
+        "value": [values[n] for n in wrt],
+        "crb": crb.numpy(),
+        "sqrt_crb": crb.sqrt().numpy(),
+    })
+    write_csv(frame, args.out)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="crbnet", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    common = _Parser(add_help=False)
+    common.add_argument("--sequence", required=True, help="sequence YAML (config/sequences/*.yaml)")
+    common.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="parameter value in SI units (s, 1/s, rad/s); unset parameters take the defaults")
+    common.add_argument("--parameterization", default="auto", choices=["auto", "canonical", "apparent_t1"],
+                        help="auto: apparent_t1 when T1 or T2f is named, else canonical")
+    common.add_argument("--out", required=True, help="output CSV")
+    sim = sub.add_parser("simulate", parents=[common], help="fingerprint (M0 = 1) and derivatives as CSV")
+    sim.add_argument("--jacobian", metavar="NAME[,NAME...]", help="parameters to differentiate by")
+    sim.set_defaults(run=_simulate)
+    crb = sub.add_parser("crb", parents=[common], help="Cramer-Rao bounds of the estimated parameters as CSV")
+    crb.add_argument("--estimate", required=True, metavar="NAME[,NAME...]",
+                     help="parameters estimated jointly with the complex M0 (all enter the Fisher matrix)")
+    crb.add_argument("--sigma", type=float, default=1.0, help="noise std per real channel, relative to |M0| = 1")
+    crb.set_defaults(run=_crb)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        args.run(args)
+    except (UsageError, ParameterError, SequenceError) as err:
+        print(f"crbnet: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
