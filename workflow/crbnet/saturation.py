@@ -24,6 +24,7 @@ _ZETA0 = 1.0 / np.sqrt(3.0)  # magic angle: 3 zeta^2 - 1 = 0
 # Table domain: tau = TRF/T2s (dimensionless) and nutation B1*alpha (rad).
 TAU_MIN, TAU_MAX, N_TAU = 0.5, 1000.0, 100
 NUTATION_MAX, N_NUTATION = 1.1 * np.pi, 56
+_KNEE_WIDTH = 0.3  # rad
 _VOLTERRA_STEPS = 512
 _TABLE_VERSION = 1
 
@@ -224,11 +225,19 @@ def _catmull_rom(t: torch.Tensor) -> torch.Tensor:
     )
 
 
+def saturate_nutation(nutation: torch.Tensor) -> torch.Tensor:
+    """|B1*alpha| mapped smoothly (C2) into the table: identity below a knee, then ``knee + w tanh((y - knee)/w)``,
+    which stays below NUTATION_MAX where the match loses its root; a hard clamp would make dR2sl/dB1 jump."""
+    y = nutation.abs()
+    knee = NUTATION_MAX - _KNEE_WIDTH
+    return torch.where(y < knee, y, knee + _KNEE_WIDTH * torch.tanh((y - knee) / _KNEE_WIDTH))
+
+
 def rho(tau: torch.Tensor, nutation: torch.Tensor) -> torch.Tensor:
-    """Dimensionless rho(tau, B1*alpha); nutation is |B1*alpha| clamped to the table (the match has no root beyond)."""
+    """Dimensionless rho(tau, B1*alpha) from the table (C1 bicubic), nutation saturated by saturate_nutation."""
     grid = _grid(str(tau.device))
     u = (torch.log(tau.clamp(TAU_MIN, TAU_MAX)) - grid.x0) / grid.dx
-    v = (nutation.abs().clamp(max=NUTATION_MAX) - grid.y0) / grid.dy
+    v = (saturate_nutation(nutation) - grid.y0) / grid.dy
     iu = torch.clamp(torch.floor(u.detach()), 0, N_TAU - 2)
     iv = torch.clamp(torch.floor(v.detach()), 0, N_NUTATION - 2)
     wu, wv = _catmull_rom(u - iu), _catmull_rom(v - iv)

@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from crbnet.parameters import PARAMETERIZATIONS, WHITE_MATTER
+from crbnet.sequences import Pattern, QMTSequence
+
+ROOT = Path(__file__).resolve().parents[1]
+REFERENCE = ROOT.parent / "shared" / "reference"
+DEFAULT_SEQUENCE = ROOT / "config" / "sequences" / "hybrid_state_default.yaml"
+TR = 3.5e-3
+
+
+def short_sequence(n: int = 16, seed: int = 0, crushed_first: bool = True) -> QMTSequence:
+    """A short train: crushed 180 deg inversion, then random flips (incl. 0 and > 90 deg) and durations."""
+    rng = np.random.default_rng(seed)
+    alpha = rng.uniform(0, np.deg2rad(130), n)
+    alpha[3] = 0.0
+    TRF = rng.uniform(1e-4, 5e-4, n)
+    crushed = np.zeros(n, dtype=bool)
+    if crushed_first:
+        alpha[0], TRF[0], crushed[0] = np.pi, 5e-4, True
+    return QMTSequence(TR=TR, patterns=(Pattern(alpha, TRF, crushed),))
+
+
+@pytest.fixture
+def canonical():
+    return PARAMETERIZATIONS["canonical"]
+
+
+@pytest.fixture
+def apparent_t1():
+    return PARAMETERIZATIONS["apparent_t1"]
+
+
+# Parameter sets that exercise every term: off-resonance, B1 error, strong/weak MT, short T2s.
+CANONICAL_CASES = [
+    dict(WHITE_MATTER),
+    {"m0s": 0.1, "R1f": 0.8, "R2f": 20.0, "Rx": 40.0, "R1s": 1.5, "T2s": 6e-6, "omega0": 700.0, "B1": 0.8},
+    {"m0s": 0.3, "R1f": 0.3, "R2f": 8.0, "Rx": 5.0, "R1s": 4.0, "T2s": 22e-6, "omega0": -1500.0, "B1": 1.25},
+]
+
+
+def as_tensors(values: dict) -> dict[str, torch.Tensor]:
+    return {k: torch.tensor(float(v), dtype=torch.float64) for k, v in values.items()}

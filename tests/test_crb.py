@@ -1,0 +1,70 @@
+import numpy as np
+import pytest
+import torch
+
+from conftest import CANONICAL_CASES, DEFAULT_SEQUENCE, REFERENCE, short_sequence
+from crbnet.crb import crb_from_fisher, fisher, scale_crb, unit_crb
+from crbnet.models.qmt import QMTModel
+from crbnet.parameters import GREY_MATTER, PARAMETERIZATIONS, WHITE_MATTER
+from crbnet.sequences import load_sequence, sequence_from_dict
+
+CANONICAL = PARAMETERIZATIONS["canonical"]
+
+
+def test_linear_toy_model_closed_form():
+    # s = e_1 (M0 fits sample 1 exactly), ds/dtheta = (c, t_2, ..., t_n): CRB(theta) = 1 / sum_{k>=2} |t_k|^2
+    rng = np.random.default_rng(0)
+    t = rng.normal(size=6) + 1j * rng.normal(size=6)
+    signal = torch.zeros(1, 7, dtype=torch.complex128)
+    signal[0, 0] = 1.0
+    jac = torch.zeros(1, 7, 1, dtype=torch.complex128)
+    jac[0, 0, 0] = 0.7 - 0.2j
+    jac[0, 1:, 0] = torch.from_numpy(t)
+    crb = unit_crb(signal, jac)[0, 0]
+    assert float(crb) == pytest.approx(1 / np.sum(np.abs(t) ** 2), rel=1e-12)
+    full = crb_from_fisher(fisher(signal, jac))[0]
+    # M0 real/imag are not independent of theta here: Schur complement gives 1 + |c|^2 CRB(theta) / ...
+    assert float(full[0]) == pytest.approx(1 + 0.7**2 * float(crb), rel=1e-12)
+    assert float(full[1]) == pytest.approx(1 + 0.2**2 * float(crb), rel=1e-12)
+
+
+def test_scaling_with_sigma_and_m0():
+    model = QMTModel(short_sequence(30), CANONICAL)
+    signal, jac = model.simulate(CANONICAL_CASES[0], CANONICAL.names)
+    M0, sigma = 0.3 + 0.4j, 0.02
+    # Fisher matrix built directly at M0 and sigma: columns s, i s, M0 ds/dtheta over sigma
+    cols = torch.cat([signal[..., None], 1j * signal[..., None], M0 * jac], dim=-1) / sigma
+    direct = crb_from_fisher((cols.conj().transpose(-1, -2) @ cols).real)[..., 2:]
+    np.testing.assert_allclose(scale_crb(unit_crb(signal, jac), M0, sigma).numpy(), direct.numpy(), rtol=1e-6)
+
+
+def test_singular_fisher_gives_inf():
+    signal = torch.ones(1, 5, dtype=torch.complex128)
+    jac = torch.stack([signal, 2 * signal], dim=-1)  # both derivatives along s: not identifiable
+    assert torch.isinf(unit_crb(signal, jac)).all()
+
+
+def test_compressed_crb_bounds():
+    model = QMTModel(short_sequence(24), CANONICAL)
+    signal, jac = model.simulate(CANONICAL_CASES[1], ["m0s", "R1f", "R2f"])
+    full = unit_crb(signal, jac)
+    q, _ = torch.linalg.qr(torch.randn(24, 24, dtype=torch.complex128))
+    np.testing.assert_allclose(unit_crb(signal, jac, basis=q).numpy(), full.numpy(), rtol=1e-9)
+    assert torch.all(unit_crb(signal, jac, basis=q[:, :8]) >= full * (1 - 1e-12))
+
+
+@pytest.mark.parametrize("tissue", [WHITE_MATTER, GREY_MATTER], ids=["WM", "GM"])
+def test_default_sequence_encodes_all_eight_parameters(tissue):
+    model = QMTModel(load_sequence(DEFAULT_SEQUENCE), CANONICAL)
+    crb = unit_crb(*model.simulate(tissue, CANONICAL.names))
+    assert torch.all(torch.isfinite(crb)) and torch.all(crb > 0)
+
+
+@pytest.mark.skipif(not REFERENCE.is_dir(), reason="../shared/reference not present")
+@pytest.mark.parametrize("name, n_samples", [("control_MT_v3p2_TR3p5ms_discretized.mat", 1142),
+                                             ("mao_6pattern_control.mat", 6852)])
+def test_published_controls_load_and_give_finite_crbs(name, n_samples):
+    seq = sequence_from_dict({"kind": "hybrid_state_qmt", "TR": 3.5e-3, "patterns": [{"file": name}]}, base=REFERENCE)
+    assert seq.n_samples == n_samples and all(p.crushed[0] for p in seq.patterns)
+    crb = unit_crb(*QMTModel(seq, CANONICAL).simulate(WHITE_MATTER, CANONICAL.names))
+    assert torch.all(torch.isfinite(crb))
