@@ -94,7 +94,10 @@ def sequence_from_dict(spec: dict, base: Path, source: str = "<dict>") -> QMTSeq
         if "file" in entry:
             trains += _read_pattern_file(base / entry["file"], entry.get("rows"), where)
         else:
-            trains.append(parametric_pattern(**entry["parametric"], TR=spec["TR"]))
+            try:
+                trains.append(parametric_pattern(**entry["parametric"], TR=spec["TR"]))
+            except SequenceError as err:
+                raise SequenceError(f"{where}: {err}") from None
     patterns = tuple(_pattern(a, t, crushed, spec["TR"], f"{source}: pattern {k}") for k, (a, t) in enumerate(trains))
     return QMTSequence(TR=float(spec["TR"]), patterns=patterns, source=source)
 
