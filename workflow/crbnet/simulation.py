@@ -7,6 +7,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 from tqdm import tqdm
 
@@ -54,3 +55,29 @@ def write_dataset(path: str | Path, model: QMTModel, values: Mapping[str, np.nda
             crb[rows] = c.cpu().numpy()
             if sig is not None:
                 sig[rows] = signal.cpu().numpy().astype(np.complex64)
+
+
+def crb_grid(model: QMTModel, values: Mapping[str, np.ndarray], estimate: tuple[str, ...], sigma: float,
+             progress: bool = False) -> pd.DataFrame:
+    """Parameter values with CRB and sqrt(CRB) of ``estimate`` at noise ``sigma`` (|M0| = 1), one row per sample.
+
+    All parameters of the model's parameterization that are not estimated are taken as known."""
+    crb = np.concatenate([c.cpu().numpy() for _, _, c in chunks(model, values, estimate, progress=progress)]) * sigma**2
+    table = pd.DataFrame({k: np.asarray(v) for k, v in values.items()})
+    for k, name in enumerate(estimate):
+        table[f"crb_{name}"] = crb[:, k]
+        table[f"sqrt_crb_{name}"] = np.sqrt(crb[:, k])
+    return table
+
+
+def crb_summary(path: str | Path) -> pd.DataFrame:
+    """Per-parameter summary of the unit CRBs in a dataset file: percentiles of sqrt(CRB) and finite fraction."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        crb, names, units = f["crb"][()], list(f["crb"].attrs["names"]), list(f["crb"].attrs["units"])
+    root = np.sqrt(crb)
+    finite = np.isfinite(root)
+    pct = lambda q: [np.percentile(r[m], q) if m.any() else np.nan for r, m in zip(root.T, finite.T)]
+    return pd.DataFrame({"parameter": names, "unit": units, "n": len(crb), "finite_fraction": finite.mean(0),
+                         "sqrt_crb_p05": pct(5), "sqrt_crb_median": pct(50), "sqrt_crb_p95": pct(95)})

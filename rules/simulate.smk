@@ -1,0 +1,22 @@
+rule simulate_dataset:
+    """Seeded fingerprints with unit CRBs (full fingerprint, M0 = 1, sigma = 1) for one split."""
+    input:
+        sequence=sequence_file,
+    output:
+        dataset=f"{RESULTS}/{{experiment}}/data/{{split}}.h5",
+    params:
+        space=lambda wc: as_json(experiment(wc)["parameter_space"]),
+        split=lambda wc: as_json(experiment(wc)["datasets"][wc.split]),
+        device=config.get("device", "auto"),
+    log:
+        f"{RESULTS}/{{experiment}}/logs/simulate_{{split}}.log",
+    benchmark:
+        f"{RESULTS}/{{experiment}}/benchmarks/simulate_{{split}}.tsv"
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    conda:
+        "../envs/physics.yaml"
+    script:
+        "../workflow/scripts/simulate_dataset.py"

@@ -1,0 +1,35 @@
+"""Run-time plumbing shared by the CLI and the workflow scripts: device choice and log redirection."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+
+
+def pick_device(request: str = "auto", gpus: int = 1) -> torch.device:
+    """CUDA when requested or available (and ``gpus > 0``), else CPU; an explicit 'cuda' without CUDA fails."""
+    if request == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device 'cuda' requested but CUDA is not available")
+    if request in ("auto", "cuda") and gpus > 0 and torch.cuda.is_available():
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+@contextlib.contextmanager
+def logged(path: str | Path, threads: int | None = None) -> Iterator[None]:
+    """Send stdout and stderr (progress bars included) to ``path``; limit torch to ``threads`` CPU threads."""
+    if threads:
+        torch.set_num_threads(threads)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+        try:
+            yield
+        except Exception:
+            import traceback
+
+            traceback.print_exc(file=log)
+            raise
