@@ -1,5 +1,6 @@
-import shutil
 import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -64,9 +65,12 @@ def test_broken_sequence_and_missing_arguments(tmp_path, capsys):
     assert not (tmp_path / "c.csv").exists()
 
 
-@pytest.mark.skipif(shutil.which("crbnet") is None, reason="console script not installed")
+CONSOLE = Path(sys.executable).parent / "crbnet"
+
+
+@pytest.mark.skipif(not CONSOLE.exists(), reason="console script not installed next to this interpreter")
 def test_console_script(tmp_path):
-    run = subprocess.run(["crbnet", "crb", "--sequence", str(DEFAULT_SEQUENCE), "--estimate", "nope",
+    run = subprocess.run([str(CONSOLE), "crb", "--sequence", str(DEFAULT_SEQUENCE), "--estimate", "nope",
                           "--out", str(tmp_path / "c.csv")], capture_output=True, text=True)
     assert run.returncode == 2 and run.stderr.strip() == "crbnet: error: unknown parameter 'nope' " \
         "(known: m0s, R1f, R2f, Rx, R1s, T2s, omega0, B1, T1, T2f)"

@@ -16,8 +16,8 @@ from crbnet.io import atomic_hdf5
 from crbnet.models.qmt import QMTModel
 from crbnet.parameters import parameter, validate
 
-# Dual-stack entries (fingerprints x (1 + P)) simulated at once; about 2.5 MB each at 1142 pulses.
-CHUNK_ENTRIES = 512
+# Dual-stack entries (fingerprints x (1 + P)) simulated at once; about 2.5 MB per entry and temporary at 1142 pulses.
+CHUNK_ENTRIES = 128
 
 
 def chunks(model: QMTModel, values: Mapping[str, np.ndarray], wrt: tuple[str, ...], chunk: int | None = None,
