@@ -38,7 +38,3 @@ def atomic_hdf5(path: str | Path) -> Iterator[h5py.File]:
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         yield f
 
-
-def read_attrs(path: str | Path, dataset: str = "/") -> dict:
-    with h5py.File(path, "r") as f:
-        return {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f[dataset].attrs.items()}

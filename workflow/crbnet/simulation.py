@@ -14,7 +14,7 @@ from tqdm import tqdm
 from crbnet.crb import unit_crb
 from crbnet.io import atomic_hdf5
 from crbnet.models.qmt import QMTModel
-from crbnet.parameters import parameter, validate
+from crbnet.parameters import validate
 
 # Dual-stack entries (fingerprints x (1 + P)) simulated at once; about 2.5 MB per entry and temporary at 1142 pulses.
 CHUNK_ENTRIES = 128
@@ -48,7 +48,7 @@ def write_dataset(path: str | Path, model: QMTModel, values: Mapping[str, np.nda
         crb = f.create_dataset("crb", shape=(n, len(names)), dtype="f8")
         for ds in (params, crb):
             ds.attrs["names"] = list(names)
-            ds.attrs["units"] = [parameter(k).unit for k in names]
+            ds.attrs["units"] = model.parameterization.units()
         crb.attrs.update({"domain": "fingerprint", "M0": 1.0, "sigma": 1.0})
         sig = f.create_dataset("signals", shape=(n, model.n_samples), dtype="c8") if store_signals else None
         for rows, signal, c in chunks(model, values, names, progress=progress):
