@@ -47,3 +47,22 @@ CANONICAL_CASES = [
 
 def as_tensors(values: dict) -> dict[str, torch.Tensor]:
     return {k: torch.tensor(float(v), dtype=torch.float64) for k, v in values.items()}
+
+
+def toy_examples(n: int = 512, seed: int = 0, rank: int = 4, n_samples: int = 32):
+    """A small two-parameter problem for the learning code: s(t) = exp(-R2f t + i omega0 t) on t in [0, 0.1] s,
+    its SVD basis and FingerprintSet (unit CRBs from the analytic Jacobian, M0 a nuisance)."""
+    from crbnet.basis import svd_basis
+    from crbnet.crb import unit_crb
+    from crbnet.data import FingerprintSet
+
+    rng = np.random.default_rng(seed)
+    p = np.stack([rng.uniform(10.0, 40.0, n), rng.uniform(-20.0, 20.0, n)], axis=1)
+    t = np.linspace(0.0, 0.1, n_samples)
+    s = np.exp((-p[:, :1] + 1j * p[:, 1:]) * t)
+    jac = np.stack([-t * s, 1j * t * s], axis=-1)
+    basis = svd_basis([s], rank, "toy")
+    crb = unit_crb(torch.as_tensor(s), torch.as_tensor(jac))
+    examples = FingerprintSet(("R2f", "omega0"), ("1/s", "rad/s"), torch.as_tensor(p),
+                              torch.as_tensor(basis.project(s).astype(np.complex64)), crb)
+    return basis, examples

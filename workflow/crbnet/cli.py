@@ -1,4 +1,5 @@
-"""Command-line interface: ``crbnet simulate`` and ``crbnet crb`` (a contract: external checks call them so).
+"""Command-line interface: ``crbnet simulate``, ``crbnet crb`` and ``crbnet fit`` (a contract: external checks call
+them so).
 
 Errors in the input (unknown parameter names, bad values, broken sequences) exit with code 2 and one line
 on stderr naming the problem; no output file is written then.
@@ -13,8 +14,10 @@ from collections.abc import Sequence
 
 import pandas as pd
 
+from crbnet.basis import BasisError
 from crbnet.crb import scale_crb, unit_crb
-from crbnet.io import write_csv
+from crbnet.estimator import Estimator, ModelError
+from crbnet.io import DataError, read_voxels, write_csv, write_estimates
 from crbnet.models.qmt import QMTModel
 from crbnet.parameters import ParameterError, Parameterization, get_parameterization, infer_parameterization, parameter
 from crbnet.sequences import SequenceError, load_sequence
@@ -95,6 +98,17 @@ def _crb(args: argparse.Namespace) -> None:
     write_csv(frame, args.out)
 
 
+def _fit(args: argparse.Namespace) -> None:
+    if args.batch < 1:
+        raise UsageError(f"--batch must be positive, got {args.batch}")
+    estimator = Estimator.load(args.model)
+    data = read_voxels(args.data, args.mask)
+    estimator.check_basis(data.attrs.get("basis_sha256"), data.attrs.get("sequence_sha256"))
+    estimates = estimator.predict(data.values, batch=args.batch, precision=args.precision)
+    write_estimates(args.out, estimates, list(estimator.names), list(estimator.units), data,
+                    {"model": str(args.model), "precision": args.precision})
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="crbnet", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -113,6 +127,16 @@ def build_parser() -> argparse.ArgumentParser:
                      help="parameters estimated jointly with the complex M0 (all enter the Fisher matrix)")
     crb.add_argument("--sigma", type=float, default=1.0, help="noise std per real channel, relative to |M0| = 1")
     crb.set_defaults(run=_crb)
+    fit = sub.add_parser("fit", help="apply a trained model to coefficient or fingerprint arrays")
+    fit.add_argument("--model", required=True, help="model file written by training (.pt)")
+    fit.add_argument("--data", required=True,
+                     help="complex coefficients or fingerprints (..., K): .npy, .h5 (dataset 'coefficients' or "
+                          "'signals'), .nii/.nii.gz")
+    fit.add_argument("--mask", help="voxel mask over the data's leading axes (.npy or NIfTI); nonzero = fit")
+    fit.add_argument("--out", required=True, help="estimates (..., P): .npy, .h5 or .nii/.nii.gz (+ .json sidecar)")
+    fit.add_argument("--batch", type=int, default=65536, help="voxels per network batch")
+    fit.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="network arithmetic")
+    fit.set_defaults(run=_fit)
     return parser
 
 
@@ -120,7 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         args.run(args)
-    except (UsageError, ParameterError, SequenceError) as err:
+    except (UsageError, ParameterError, SequenceError, ModelError, DataError, BasisError) as err:
         print(f"crbnet: error: {err}", file=sys.stderr)
         return 2
     return 0

@@ -1,0 +1,55 @@
+"""Noise model and noisy examples: distributions, CRB rescaling, reproducibility."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from conftest import toy_examples
+from crbnet.data import NoiseModel, generator
+
+
+@pytest.mark.parametrize("cfg, match", [
+    ({}, "either"),
+    ({"snr": [10, 50], "M0_magnitude": [0.1, 1], "sigma": 0.01}, "either"),
+    ({"M0_magnitude": [0.1, 1]}, "either"),
+    ({"snr": [50, 10]}, "snr"),
+    ({"M0_magnitude": [0, 1], "sigma": 0.01}, "M0_magnitude"),
+    ({"M0_magnitude": [0.1, 1], "sigma": -1}, "sigma"),
+])
+def test_noise_config_errors(cfg, match):
+    with pytest.raises(ValueError, match=match):
+        NoiseModel.from_config(cfg)
+
+
+def test_draws_follow_the_configured_ranges():
+    n = 20000
+    M0, sigma = NoiseModel.from_config({"M0_magnitude": [0.1, 1.0], "sigma": 0.01}).draw(n, generator(0, "a"))
+    assert M0.abs().min() >= 0.1 and M0.abs().max() <= 1.0 and torch.all(sigma == 0.01)
+    assert M0.abs().mean().item() == pytest.approx(0.55, abs=0.01)
+    assert M0.angle().std().item() == pytest.approx(2 * math.pi / math.sqrt(12), rel=0.03)  # uniform phase
+    M0, sigma = NoiseModel.from_config({"snr": [10, 50]}).draw(n, generator(0, "a"))
+    snr = M0.abs() / sigma
+    assert snr.min() >= 10 - 1e-9 and snr.max() <= 50 + 1e-9 and snr.mean().item() == pytest.approx(30, abs=0.5)
+
+
+def test_streams_are_reproducible_and_distinct():
+    draw = lambda *key: torch.rand(4, generator=generator(*key))
+    assert torch.equal(draw(1, "train", 3), draw(1, "train", 3))
+    assert not torch.equal(draw(1, "train", 3), draw(1, "train", 4))
+    assert not torch.equal(draw(1, "train", 3), draw(1, "validation", 3))
+    assert not torch.equal(draw(1, "train", 3), draw(2, "train", 3))
+
+
+def test_noisy_examples_have_the_drawn_noise_and_rescaled_crbs():
+    _, ex = toy_examples(n=256)
+    M0, sigma = NoiseModel.from_config({"M0_magnitude": [0.1, 1.0], "sigma": 0.05}).draw(len(ex), generator(0, "n"))
+    y, crb = ex.noisy(M0, sigma, generator(0, "noise"), realizations=50)
+    assert y.shape == (50, *ex.coefficients.shape) and crb.shape == ex.crb.shape
+    residual = y.to(torch.complex128) - M0[:, None] * ex.coefficients.to(torch.complex128)
+    assert residual.real.std().item() == pytest.approx(0.05, rel=0.02)
+    assert residual.imag.std().item() == pytest.approx(0.05, rel=0.02)
+    assert abs(torch.mean(residual.real * residual.imag).item()) < 1e-4  # independent channels
+    torch.testing.assert_close(crb, ex.crb * 0.05**2 / M0.abs()[:, None] ** 2)

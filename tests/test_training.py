@@ -1,0 +1,102 @@
+"""Training loop on a small two-parameter problem: learning, determinism, resume, history, warm start."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import torch
+
+from conftest import toy_examples
+from crbnet.training import HISTORY_COLUMNS, TrainConfig, build_estimator, train, warm_start
+
+CPU = torch.device("cpu")
+
+
+def _config(**kw):
+    base = {"estimate": ["R2f", "omega0"], "hidden": [32, 64, 32, 8], "epochs": 4, "batch_size": 64,
+            "lr": 3e-3, "lr_step": 3, "noise": {"snr": [30, 100]}, "seed": 5, "checkpoint_every": 1}
+    return TrainConfig.from_mapping(base | kw)
+
+
+@pytest.fixture(scope="module")
+def sets():
+    basis, ex = toy_examples(n=640)
+    return basis, ex.subset(slice(0, 512)), ex.subset(slice(512, None))
+
+
+def _run(sets, cfg, **kw):
+    basis, tr, va = sets
+    est = build_estimator(tr, basis, cfg)
+    history = train(est, tr, va, cfg, CPU, progress=False, **kw)
+    return est, history
+
+
+def _weights(est):
+    return torch.cat([p.flatten() for p in est.net.state_dict().values()])
+
+
+def test_training_learns_and_reports_both_losses(sets, tmp_path):
+    cfg = _config(epochs=30, lr_step=10, checkpoint_every=30)
+    est, history = _run(sets, cfg, history_path=tmp_path / "h.csv")
+    on_disk = pd.read_csv(tmp_path / "h.csv")
+    assert list(on_disk.columns) == HISTORY_COLUMNS and len(on_disk) == 30
+    assert history.val_crb.iloc[-1] < 0.2 * history.val_crb.iloc[0]
+    assert history.val_mse.iloc[-1] < 0.2 * history.val_mse.iloc[0]
+    assert history.loss.equals(history.train_crb)  # the CRB loss trains; the MSE is reported too
+    assert list(history.lr.iloc[[0, 9, 10, 20]]) == pytest.approx([3e-3, 3e-3, 1.5e-3, 7.5e-4])
+
+
+def test_seeded_runs_are_identical_and_seeds_matter(sets):
+    a, _ = _run(sets, _config(epochs=2))
+    b, _ = _run(sets, _config(epochs=2))
+    c, _ = _run(sets, _config(epochs=2, seed=6))
+    assert torch.equal(_weights(a), _weights(b))
+    assert not torch.equal(_weights(a), _weights(c))
+
+
+@pytest.mark.parametrize("loss", ["mse", "bias_reduced"])
+def test_resume_matches_an_uninterrupted_run(sets, tmp_path, loss):
+    extra = {"loss": loss, "realizations": 8, "batch_size": 16} if loss == "bias_reduced" else {"loss": loss}
+    full, full_history = _run(sets, _config(**extra))
+    ckpt = tmp_path / "run.ckpt"
+    _run(sets, _config(epochs=2, **extra), checkpoint_path=ckpt)  # "interrupted" after two epochs
+    resumed, history = _run(sets, _config(**extra), checkpoint_path=ckpt)
+    assert torch.equal(_weights(resumed), _weights(full))
+    cols = [c for c in HISTORY_COLUMNS if c != "seconds"]
+    pd.testing.assert_frame_equal(history[cols], full_history[cols])
+
+
+def test_a_checkpoint_of_another_configuration_is_ignored(sets, tmp_path, capsys):
+    ckpt = tmp_path / "run.ckpt"
+    _run(sets, _config(epochs=2), checkpoint_path=ckpt)
+    fresh, _ = _run(sets, _config(epochs=2, lr=1e-3))
+    other, _ = _run(sets, _config(epochs=2, lr=1e-3), checkpoint_path=ckpt)
+    assert "ignoring checkpoint" in capsys.readouterr().err
+    assert torch.equal(_weights(fresh), _weights(other))
+
+
+def test_bias_reduced_warm_start(sets, tmp_path):
+    crb_net, _ = _run(sets, _config(epochs=10))
+    crb_net.save(tmp_path / "crb.pt")
+    basis, tr, va = sets
+    cfg = _config(loss="bias_reduced", epochs=1, realizations=16, batch_size=16, lr=1e-4)
+    est = build_estimator(tr, basis, cfg)
+    warm_start(est, tmp_path / "crb.pt")
+    assert torch.equal(_weights(est), _weights(crb_net))
+    history = train(est, tr, va, cfg, CPU, progress=False)
+    _, cold = _run(sets, cfg)
+    assert history.val_crb.iloc[0] < 0.2 * cold.val_crb.iloc[0]  # starts from the trained network
+    wider = build_estimator(tr, basis, _config(hidden=[32, 64, 32, 16]))
+    with pytest.raises(ValueError, match="warm-start"):
+        warm_start(wider, tmp_path / "crb.pt")
+
+
+@pytest.mark.parametrize("cfg, match", [
+    ({"loss": "l1"}, "unknown loss"),
+    ({"learning_rate": 0.1}, "unknown training option"),
+    ({"noise": {"snr": [10]}}, "snr must be a pair"),
+    ({"noise": {"snr": [10, 50], "phase": 1}}, "phase must be a pair"),
+])
+def test_config_errors(cfg, match):
+    with pytest.raises(ValueError, match=match):
+        TrainConfig.from_mapping(cfg)

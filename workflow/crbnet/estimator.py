@@ -1,0 +1,108 @@
+"""A trained network with everything needed to apply it: basis, input normalization and metadata.
+
+One file per model (``torch.save`` of tensors and plain containers, loadable with ``weights_only=True``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from crbnet.basis import Basis, BasisError, normalize
+from crbnet.io import atomic_path
+from crbnet.nets import ResidualMLP
+
+FORMAT = "crbnet-estimator/1"
+
+
+class ModelError(ValueError):
+    """An unreadable model file or data the model cannot be applied to."""
+
+
+@dataclass
+class Estimator:
+    """Network + basis + normalization. ``architecture`` holds the ResidualMLP keyword arguments
+    (n_in, hidden, norm, skips); ``metadata`` the parameterization and the training configuration."""
+
+    net: ResidualMLP
+    basis: Basis
+    normalization: str
+    names: tuple[str, ...]
+    units: tuple[str, ...]
+    architecture: dict
+    metadata: dict = field(default_factory=dict)
+
+    @property
+    def rank(self) -> int:
+        return self.basis.rank
+
+    def save(self, path: str | Path) -> None:
+        payload = {
+            "format": FORMAT, "state_dict": self.net.state_dict(), "architecture": self.architecture,
+            "names": list(self.names), "units": list(self.units), "normalization": self.normalization,
+            "basis": {"U": torch.as_tensor(self.basis.U), "spectrum": torch.as_tensor(self.basis.spectrum),
+                      "sequence_sha256": self.basis.sequence_sha256, "basis_sha256": self.basis.sha256},
+            "metadata": self.metadata,
+        }
+        with atomic_path(path) as tmp:
+            torch.save(payload, tmp)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Estimator:
+        try:
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+        except FileNotFoundError:
+            raise ModelError(f"model file {path} does not exist") from None
+        except Exception as err:
+            raise ModelError(f"{path} is not a crbnet model file ({type(err).__name__})") from None
+        if not isinstance(payload, Mapping) or payload.get("format") != FORMAT:
+            raise ModelError(f"{path} is not a crbnet model file (format {FORMAT} expected)")
+        state = payload["state_dict"]
+        net = ResidualMLP(shift=state["shift"], scale=state["scale"], **payload["architecture"])
+        net.load_state_dict(state)
+        b = payload["basis"]
+        basis = Basis(b["U"].numpy(), b["spectrum"].numpy(), b["sequence_sha256"])
+        return cls(net.eval(), basis, payload["normalization"], tuple(payload["names"]), tuple(payload["units"]),
+                   dict(payload["architecture"]), dict(payload["metadata"]))
+
+    def coefficients(self, data: np.ndarray) -> np.ndarray:
+        """Complex coefficients (n, r) from coefficients (n, r) or fingerprints (n, Ns) of the model's sequence."""
+        if not np.iscomplexobj(data):
+            raise ModelError(f"expected complex coefficients or fingerprints, got {data.dtype} data")
+        if data.shape[-1] == self.rank:
+            return data
+        if data.shape[-1] == self.basis.n_samples:
+            return self.basis.project(data)
+        raise ModelError(f"data has {data.shape[-1]} entries per voxel; the model expects {self.rank} coefficients "
+                         f"or {self.basis.n_samples}-sample fingerprints")
+
+    def predict(self, data: np.ndarray | torch.Tensor, batch: int = 65536, precision: str = "fp32",
+                device: torch.device | str = "cpu") -> np.ndarray:
+        """Estimates (n, Pe) float64 in physical units from complex coefficients or fingerprints (n, ...).
+
+        Inference folds BatchNorm into the linear layers; ``precision='bf16'`` runs the network in bfloat16."""
+        if isinstance(data, torch.Tensor):
+            data = data.cpu().numpy()
+        c = self.coefficients(np.asarray(data))
+        dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}.get(precision)
+        if dtype is None:
+            raise ModelError(f"precision must be fp32 or bf16, got '{precision}'")
+        net = self.net.folded().to(device=device, dtype=dtype)
+        out = np.empty((c.shape[0], len(self.names)), dtype=np.float64)
+        with torch.inference_mode():
+            for start in range(0, c.shape[0], batch):
+                chunk = torch.as_tensor(c[start: start + batch], device=device).to(torch.complex64)
+                x = normalize(chunk, self.normalization).to(dtype)
+                out[start: start + batch] = net(x).double().cpu().numpy()
+        return out
+
+    def check_basis(self, sha256: str | None, sequence_sha256: str | None = None) -> None:
+        """Refuse coefficients computed with another basis or fingerprints of another sequence."""
+        if sha256 is not None and sha256 != self.basis.sha256:
+            raise BasisError("the data were projected onto another basis than the model was trained with")
+        if sequence_sha256 is not None and sequence_sha256 != self.basis.sequence_sha256:
+            raise BasisError("the data come from another sequence than the model was trained for")

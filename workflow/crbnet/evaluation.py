@@ -1,0 +1,58 @@
+"""Monte-Carlo bias/variance evaluation of an estimator against the CRB (Zhang 2022 eqs. 2-5)."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from crbnet.data import FingerprintSet, NoiseModel, generator
+from crbnet.estimator import Estimator
+from crbnet.losses import bias_variance
+
+
+def monte_carlo(estimator: Estimator, examples: FingerprintSet, snr: float, realizations: int, seed: int,
+                rows_per_batch: int = 262144, progress: bool = False) -> pd.DataFrame:
+    """Bias, variance and CRB per fingerprint and estimated parameter at SNR = |M0| / sigma.
+
+    Each fingerprint gets |M0| = 1 with a random phase and ``realizations`` noise draws. Returns a long table
+    (fingerprint, parameter, unit, snr, true, mean, bias, variance, crb) with variance over the realizations
+    (1/R), so bias^2 + variance is the mean squared error."""
+    if list(estimator.names) != list(examples.names):
+        raise ValueError(f"estimator outputs {estimator.names} but the examples hold {examples.names}")
+    noise = NoiseModel(snr=(snr, snr))
+    gen = generator(seed, f"monte_carlo/{snr:g}")
+    M0, sigma = noise.draw(len(examples), gen)
+    step = max(1, rows_per_batch // realizations)
+    frames = []
+    for start in tqdm(range(0, len(examples), step), desc=f"monte carlo snr={snr:g}", file=sys.stderr,
+                      disable=not progress):
+        part = examples.subset(slice(start, start + step))
+        rows = slice(start, start + step)
+        y, crb = part.noisy(M0[rows], sigma[rows], gen, realizations)
+        est = torch.as_tensor(estimator.predict(y.flatten(0, 1).numpy())).unflatten(0, y.shape[:2])
+        bv = bias_variance(est, part.parameters)
+        for k, name in enumerate(examples.names):
+            frames.append(pd.DataFrame({
+                "fingerprint": np.arange(rows.start, rows.start + len(part)), "parameter": name,
+                "unit": examples.units[k], "snr": snr, "true": part.parameters[:, k].numpy(),
+                "mean": bv.mean[:, k].numpy(), "bias": bv.bias[:, k].numpy(), "variance": bv.variance[:, k].numpy(),
+                "crb": crb[:, k].numpy(),
+            }))
+    return pd.concat(frames, ignore_index=True)
+
+
+def summarize(table: pd.DataFrame) -> pd.DataFrame:
+    """Per parameter and SNR: mean CRB-weighted squared bias and variance (they add up to the CRB-loss), and the
+    median of std / sqrt(CRB) and |bias| / sqrt(CRB)."""
+    t = table.assign(bias_part=table.bias**2 / table.crb, variance_part=table.variance / table.crb,
+                     std_ratio=np.sqrt(table.variance / table.crb), bias_ratio=table.bias.abs() / np.sqrt(table.crb))
+    out = t.groupby(["snr", "parameter"], sort=False).agg(
+        n=("fingerprint", "size"), bias_part=("bias_part", "mean"), variance_part=("variance_part", "mean"),
+        median_std_ratio=("std_ratio", "median"), median_bias_ratio=("bias_ratio", "median"),
+    ).reset_index()
+    out["crb_loss"] = out.bias_part + out.variance_part
+    return out

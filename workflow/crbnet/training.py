@@ -1,0 +1,202 @@
+"""Training loop: Adam with step decay, a fresh M0 and noise every epoch, per-epoch history, resumable checkpoints.
+
+Every random draw derives from ``TrainConfig.seed`` and the epoch (crbnet.data.generator), so an interrupted run
+resumed from its checkpoint ends with the same weights as an uninterrupted one (bitwise on CPU).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from crbnet import losses
+from crbnet.basis import Basis, input_size, normalize
+from crbnet.data import FingerprintSet, NoiseModel, generator
+from crbnet.estimator import Estimator
+from crbnet.io import atomic_path, write_csv
+from crbnet.nets import ZHANG_HIDDEN, ResidualMLP
+
+HISTORY_COLUMNS = ["epoch", "lr", "loss", "train_mse", "train_crb", "val_mse", "val_crb", "seconds"]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyper-parameters (defaults: Zhang 2022 except the number of epochs). ``noise`` is a NoiseModel config;
+    ``realizations``, ``lam`` and ``delta`` only matter for the bias-reduced loss, where ``batch_size`` counts
+    fingerprints (each with ``realizations`` noise draws)."""
+
+    loss: str = "crb"
+    estimate: tuple[str, ...] = ("m0s", "T1", "T2f")
+    normalization: str = "unit_norm"
+    hidden: tuple[int, ...] = ZHANG_HIDDEN
+    norm: str = "batch"
+    skips: str | tuple = "auto"
+    epochs: int = 400
+    batch_size: int = 512
+    lr: float = 0.01
+    lr_step: int = 40
+    lr_gamma: float = 0.5
+    noise: Mapping = field(default_factory=lambda: {"M0_magnitude": [0.1, 1.0], "sigma": 0.01})
+    realizations: int = 200
+    lam: float = 1.0
+    delta: float = 1.0
+    seed: int = 0
+    checkpoint_every: int = 10
+
+    @classmethod
+    def from_mapping(cls, cfg: Mapping) -> TrainConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(cfg) - known)
+        if unknown:
+            raise ValueError(f"unknown training option(s): {', '.join(unknown)}")
+        tuples = {k: tuple(cfg[k]) for k in ("estimate", "hidden") if k in cfg}
+        if isinstance(cfg.get("skips"), list):
+            tuples["skips"] = tuple(tuple(s) for s in cfg["skips"])
+        config = cls(**{**cfg, **tuples})
+        if config.loss not in losses.LOSSES:
+            raise ValueError(f"unknown loss '{config.loss}'; choose one of {', '.join(losses.LOSSES)}")
+        NoiseModel.from_config(config.noise)
+        return config
+
+    def fingerprint(self) -> str:
+        """Hash of everything that determines the trajectory (not the number of epochs, not checkpointing)."""
+        relevant = {k: v for k, v in dataclasses.asdict(self).items() if k not in ("epochs", "checkpoint_every")}
+        return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=list).encode()).hexdigest()
+
+
+def build_estimator(train: FingerprintSet, basis: Basis, cfg: TrainConfig) -> Estimator:
+    """A freshly initialized (seeded) network; parameters are scaled by the training set's mean and std."""
+    torch.manual_seed(cfg.seed)
+    architecture = {"n_in": input_size(basis.rank, cfg.normalization), "hidden": list(cfg.hidden),
+                    "norm": cfg.norm, "skips": cfg.skips if cfg.skips == "auto" else [list(s) for s in cfg.skips]}
+    p = train.parameters
+    net = ResidualMLP(shift=p.mean(0), scale=p.std(0), **architecture)
+    return Estimator(net, basis, cfg.normalization, train.names, train.units, architecture,
+                     {"training": dataclasses.asdict(cfg)})
+
+
+def warm_start(estimator: Estimator, path: str | Path) -> None:
+    """Initialize from a trained model of the same architecture, basis and outputs (Mao: from the CRB net)."""
+    source = Estimator.load(path)
+    if (source.architecture, source.names, source.basis.sha256) != (estimator.architecture, estimator.names,
+                                                                    estimator.basis.sha256):
+        raise ValueError(f"cannot warm-start from {path}: architecture, outputs or basis differ")
+    estimator.net.load_state_dict(source.net.state_dict())
+
+
+def _inputs(y: torch.Tensor, normalization: str) -> torch.Tensor:
+    return normalize(y, normalization).to(torch.float32)
+
+
+def _validation(net: ResidualMLP, val: FingerprintSet, cfg: TrainConfig, batch: int = 8192) -> tuple[float, float]:
+    """Validation MSE (scaled) and CRB-loss with one fixed M0/noise draw (the same every epoch)."""
+    gen = generator(cfg.seed, "validation")
+    M0, sigma = NoiseModel.from_config(cfg.noise).draw(len(val), gen)
+    y, crb = val.noisy(M0, sigma, gen)
+    x, truth = _inputs(y, cfg.normalization), val.parameters
+    net.eval()
+    with torch.no_grad():
+        est = torch.cat([net(x[i: i + batch]).double() for i in range(0, len(val), batch)])
+    net.train()
+    return (losses.mse(est, truth, net.scale.double()).item(), losses.crb_weighted(est, truth, crb).item())
+
+
+def _epoch(net: ResidualMLP, opt: torch.optim.Optimizer, train: FingerprintSet, cfg: TrainConfig,
+           epoch: int) -> dict[str, float]:
+    """One pass over the training set with this epoch's M0, noise and shuffling; sample-weighted means."""
+    gen = generator(cfg.seed, "train", epoch)
+    M0, sigma = NoiseModel.from_config(cfg.noise).draw(len(train), gen)
+    order = torch.randperm(len(train), generator=gen).to(train.parameters.device)
+    scale = net.scale.double()
+    sums = {"loss": 0.0, "train_mse": 0.0, "train_crb": 0.0}
+    if cfg.loss != "bias_reduced":
+        y, crb = train.noisy(M0, sigma, gen)
+        x = _inputs(y, cfg.normalization)
+    for start in range(0, len(train), cfg.batch_size):
+        rows = order[start: start + cfg.batch_size]
+        truth = train.parameters[rows]
+        if cfg.loss == "bias_reduced":
+            yb, crb_b = train.subset(rows).noisy(M0[rows.cpu()], sigma[rows.cpu()], gen, cfg.realizations)
+            est = net(_inputs(yb, cfg.normalization).flatten(0, 1)).double().unflatten(0, yb.shape[:2])
+            objective = losses.bias_reduced(est, truth, crb_b, cfg.lam, cfg.delta)
+        else:
+            crb_b = crb[rows]
+            est = net(x[rows]).double()
+            objective = losses.mse(est, truth, scale) if cfg.loss == "mse" else losses.crb_weighted(est, truth, crb_b)
+        opt.zero_grad(set_to_none=True)
+        objective.backward()
+        opt.step()
+        with torch.no_grad():
+            weight = len(rows) / len(train)
+            sums["loss"] += objective.item() * weight
+            sums["train_mse"] += losses.mse(est, truth, scale).item() * weight
+            sums["train_crb"] += losses.crb_weighted(est, truth, crb_b).item() * weight
+    return sums
+
+
+def train(estimator: Estimator, train_set: FingerprintSet, val_set: FingerprintSet, cfg: TrainConfig,
+          device: torch.device, history_path: str | Path | None = None, checkpoint_path: str | Path | None = None,
+          progress: bool = True) -> pd.DataFrame:
+    """Train ``estimator.net`` in place for ``cfg.epochs`` epochs and return the history (one row per epoch).
+
+    With ``checkpoint_path``, state is saved every ``cfg.checkpoint_every`` epochs and at the end, and a
+    checkpoint of the same configuration found there is resumed (a larger ``epochs`` continues training)."""
+    net = estimator.net.to(device).train()
+    train_set, val_set = train_set.to(device), val_set.to(device)
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.lr_step, gamma=cfg.lr_gamma)
+    history: list[dict] = []
+    start = _resume(checkpoint_path, cfg, net, opt, sched, history)
+    bar = tqdm(range(start, cfg.epochs), initial=start, total=cfg.epochs, desc=f"train {cfg.loss}", unit="epoch",
+               file=sys.stderr, disable=not progress)
+    for epoch in bar:
+        tic = time.perf_counter()
+        lr = opt.param_groups[0]["lr"]
+        row = {"epoch": epoch + 1, "lr": lr, **_epoch(net, opt, train_set, cfg, epoch)}
+        sched.step()
+        row["val_mse"], row["val_crb"] = _validation(net, val_set, cfg)
+        row["seconds"] = time.perf_counter() - tic
+        history.append(row)
+        bar.set_postfix(loss=f"{row['loss']:.4g}", val_crb=f"{row['val_crb']:.4g}", lr=f"{lr:.2g}")
+        done = epoch + 1 == cfg.epochs
+        if checkpoint_path and ((epoch + 1) % cfg.checkpoint_every == 0 or done):
+            _save_checkpoint(checkpoint_path, cfg, epoch + 1, net, opt, sched, history)
+        if history_path:
+            write_csv(pd.DataFrame(history, columns=HISTORY_COLUMNS), history_path)
+    net.eval().cpu()
+    return pd.DataFrame(history, columns=HISTORY_COLUMNS)
+
+
+def _save_checkpoint(path: str | Path, cfg: TrainConfig, epoch: int, net: ResidualMLP, opt: torch.optim.Optimizer,
+                     sched: torch.optim.lr_scheduler.LRScheduler, history: list[dict]) -> None:
+    state = {"fingerprint": cfg.fingerprint(), "epoch": epoch, "net": net.state_dict(), "optimizer": opt.state_dict(),
+             "scheduler": sched.state_dict(), "history": history}
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def _resume(path: str | Path | None, cfg: TrainConfig, net: ResidualMLP, opt: torch.optim.Optimizer,
+            sched: torch.optim.lr_scheduler.LRScheduler, history: list[dict]) -> int:
+    """Load a matching checkpoint into the objects; returns the epoch to continue from (0 without one)."""
+    if not path or not Path(path).exists():
+        return 0
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if state.get("fingerprint") != cfg.fingerprint() or state["epoch"] > cfg.epochs:
+        print(f"ignoring checkpoint {path}: another training configuration or more epochs", file=sys.stderr)
+        return 0
+    net.load_state_dict(state["net"])
+    opt.load_state_dict(state["optimizer"])
+    sched.load_state_dict(state["scheduler"])
+    history.extend(state["history"])
+    print(f"resuming from {path} at epoch {state['epoch']}", file=sys.stderr)
+    return state["epoch"]
