@@ -1,4 +1,4 @@
-# crbnet: from fingerprint simulation to CRB tables and figures. Run: snakemake --cores all
+# crbnet: simulation -> SVD basis -> CRB tables -> network training -> Monte-Carlo evaluation -> figures. Run: snakemake --cores all
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -10,6 +10,9 @@ configfile: "config/config.yaml"
 include: "rules/common.smk"
 include: "rules/simulate.smk"
 include: "rules/crb.smk"
+include: "rules/basis.smk"
+include: "rules/train.smk"
+include: "rules/evaluate.smk"
 include: "rules/figures.smk"
 
 

@@ -1,17 +1,32 @@
 # Helpers shared by the rules: config validation, paths and per-experiment settings. No rules here.
 import json
 
+import yaml
+
 from snakemake.utils import validate
 
 validate(config, "../workflow/schemas/config.schema.yaml")
 
 RESULTS = config.get("results", "results")
-EXPERIMENTS = config["experiments"]
+
+
+def selected_experiments():
+    """All configured experiments, or, when config files are given with --configfile, only the experiments those
+    files define: `--configfile my.yaml` runs my.yaml's experiments, not the default one as well."""
+    names = set()
+    for path in workflow.overwrite_configfiles or []:
+        with open(path) as f:
+            names |= set((yaml.safe_load(f) or {}).get("experiments", {}))
+    return {k: v for k, v in config["experiments"].items() if not names or k in names}
+
+
+EXPERIMENTS = selected_experiments()
 
 
 wildcard_constraints:
     experiment="|".join(EXPERIMENTS),
     split="[A-Za-z0-9_-]+",
+    loss="mse|crb|bias_reduced",
 
 
 def experiment(wildcards):
@@ -28,12 +43,72 @@ def as_json(value):
     return json.dumps(value, sort_keys=True)
 
 
+def data_file(wildcards, split):
+    return f"{RESULTS}/{wildcards.experiment}/data/{split}.h5"
+
+
+def basis_split(exp):
+    """The split the SVD basis is computed from, or None when the experiment uses no basis."""
+    if "basis" not in exp and "training" not in exp:
+        return None
+    return exp.get("basis", {}).get("split", "train")
+
+
+def basis_input(wildcards):
+    return data_file(wildcards, basis_split(experiment(wildcards)))
+
+
+def simulate_inputs(wildcards):
+    """The sequence and, for every split but the basis split, the basis (coefficients and their CRBs)."""
+    inputs = {"sequence": sequence_file(wildcards)}
+    split = basis_split(experiment(wildcards))
+    if split is not None and wildcards.split != split:
+        inputs["basis"] = f"{RESULTS}/{wildcards.experiment}/basis.h5"
+    return inputs
+
+
+def training_inputs(wildcards):
+    """Train and validation splits, the basis and, for a warm start, the network it starts from."""
+    cfg = experiment(wildcards)["training"]
+    inputs = {
+        "train": data_file(wildcards, cfg.get("train_split", "train")),
+        "val": data_file(wildcards, cfg.get("val_split", "val")),
+        "basis": f"{RESULTS}/{wildcards.experiment}/basis.h5",
+    }
+    warm = cfg["losses"][wildcards.loss].get("warm_start")
+    if warm:
+        inputs["warm"] = f"{RESULTS}/{wildcards.experiment}/models/{warm}.pt"
+    return inputs
+
+
+def training_config(wildcards):
+    """crbnet.training.TrainConfig keys for one loss: the shared keys with the loss's overrides applied."""
+    cfg = dict(experiment(wildcards)["training"])
+    overrides = dict(cfg.pop("losses")[wildcards.loss])
+    for key in ("train_split", "val_split"):
+        cfg.pop(key, None)
+    overrides.pop("warm_start", None)
+    return as_json({**cfg, **overrides, "loss": wildcards.loss})
+
+
+def evaluation(wildcards):
+    return experiment(wildcards).get("evaluation", {})
+
+
 def all_outputs():
     out = []
     for name, exp in EXPERIMENTS.items():
         out += expand(f"{RESULTS}/{name}/data/{{split}}.h5", split=exp["datasets"])
-        out += expand(f"{RESULTS}/{name}/tables/crb_summary_{{split}}.csv", split=exp["datasets"])
+        with_crb = [k for k, v in exp["datasets"].items() if v.get("crb", True)]
+        out += expand(f"{RESULTS}/{name}/tables/crb_summary_{{split}}.csv", split=with_crb)
         out.append(f"{RESULTS}/{name}/figures/sequence.png")
         if "crb_slice" in exp:
             out.append(f"{RESULTS}/{name}/figures/crb_slice.png")
+        if "training" in exp:
+            losses = list(exp["training"]["losses"])
+            out += expand(f"{RESULTS}/{name}/models/{{loss}}.pt", loss=losses)
+            ev = exp.get("evaluation", {})
+            out += expand(f"{RESULTS}/{name}/eval/{{loss}}_{{split}}.csv", loss=losses, split=ev.get("splits", []))
+            if "snr_sweep" in ev:
+                out += expand(f"{RESULTS}/{name}/eval/snr_sweep/{{loss}}.csv", loss=losses)
     return out

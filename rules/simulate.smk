@@ -1,7 +1,8 @@
 rule simulate_dataset:
-    """Seeded fingerprints with unit CRBs (full fingerprint, M0 = 1, sigma = 1) for one split."""
+    """Seeded fingerprints for one split: signals, SVD coefficients and unit CRBs (M0 = 1, sigma = 1) of the full
+    fingerprint and of the coefficients."""
     input:
-        sequence=sequence_file,
+        unpack(simulate_inputs),
     output:
         dataset=f"{RESULTS}/{{experiment}}/data/{{split}}.h5",
     params:

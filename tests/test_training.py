@@ -100,3 +100,13 @@ def test_bias_reduced_warm_start(sets, tmp_path):
 def test_config_errors(cfg, match):
     with pytest.raises(ValueError, match=match):
         TrainConfig.from_mapping(cfg)
+
+
+def test_non_identifiable_examples_are_refused(sets):
+    basis, tr, va = sets
+    broken = tr.subset(slice(0, 64))
+    broken.crb = broken.crb.clone()
+    broken.crb[3, 1] = torch.inf
+    cfg = _config(epochs=1)
+    with pytest.raises(ValueError, match="1 of 64 training examples have infinite CRBs"):
+        train(build_estimator(broken, basis, cfg), broken, va, cfg, CPU, progress=False)

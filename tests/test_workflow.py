@@ -50,10 +50,26 @@ def test_tiny_end_to_end(tmp_path):
         for ext in ("png", "pdf"):
             assert (exp / "figures" / f"{figure}.{ext}").stat().st_size > 1000
     with h5py.File(exp / "data" / "train.h5") as f:
-        assert f["signals"].shape == (6, 1142) and f["parameters"].shape == (6, 7)
-        assert np.all(np.isfinite(f["crb"][()])) and np.all(f["crb"][()] > 0)
+        assert f["signals"].shape == (24, 1142) and f["parameters"].shape == (24, 7)
+        assert f["coefficients"].shape == (24, 6)
+        for name in ("crb", "crb_coefficients"):
+            assert np.all(np.isfinite(f[name][()])) and np.all(f[name][()] > 0)
+        # compressing to 6 coefficients can only lose information
+        assert np.all(f["crb_coefficients"][()] >= f["crb"][()] * (1 - 1e-9))
         assert list(f["crb"].attrs["names"]) == ["m0s", "T1", "T2f", "Rx", "T2s", "omega0", "B1"]
         assert np.all(f["parameters"][:, 2] <= f["parameters"][:, 1])  # T2f <= T1
+    with h5py.File(exp / "data" / "basis.h5") as f:
+        assert "crb" not in f and f["signals"].shape == (16, 1142)
+    for loss in ("mse", "crb", "bias_reduced"):
+        history = pd.read_csv(exp / "models" / f"{loss}_history.csv")
+        assert len(history) == (1 if loss == "bias_reduced" else 2)
+        assert np.all(np.isfinite(history[["train_mse", "train_crb", "val_mse", "val_crb"]]))
+        for split, n in (("test", 6), ("grid_T1_T2f", 9)):
+            table = pd.read_csv(exp / "eval" / f"{loss}_{split}.csv")
+            assert len(table) == 3 * n and set(table.parameter) == {"m0s", "T1", "T2f"}
+            assert np.all(np.isfinite(table[["bias", "variance", "crb"]])) and np.all(table.variance > 0)
+        sweep = pd.read_csv(exp / "eval" / "snr_sweep" / f"{loss}.csv")
+        assert sorted(set(sweep.snr)) == [10, 50] and np.all(sweep.crb_loss > 0)
     summary = pd.read_csv(exp / "tables" / "crb_summary_train.csv")
     assert np.all(summary["finite_fraction"] == 1) and np.all(summary["sqrt_crb_median"] > 0)
     grid = pd.read_csv(exp / "tables" / "crb_slice.csv")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+import pandas as pd
 import torch
 
 from crbnet.io import atomic_hdf5
@@ -55,6 +56,12 @@ class Basis:
         if isinstance(signals, torch.Tensor):
             return signals @ torch.as_tensor(self.U.conj(), device=signals.device).to(signals.dtype)
         return signals @ self.U.conj().astype(np.result_type(signals.dtype, np.complex64))
+
+    def spectrum_table(self) -> pd.DataFrame:
+        """Squared singular values with the cumulative energy fraction, one row per index (1-based)."""
+        return pd.DataFrame({"index": np.arange(1, len(self.spectrum) + 1), "squared_singular_value": self.spectrum,
+                             "cumulative_energy": np.cumsum(self.spectrum) / self.spectrum.sum(),
+                             "in_basis": np.arange(len(self.spectrum)) < self.rank})
 
     def save(self, path: str | Path) -> None:
         with atomic_hdf5(path) as f:

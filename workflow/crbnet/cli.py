@@ -134,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "'signals'), .nii/.nii.gz")
     fit.add_argument("--mask", help="voxel mask over the data's leading axes (.npy or NIfTI); nonzero = fit")
     fit.add_argument("--out", required=True, help="estimates (..., P): .npy, .h5 or .nii/.nii.gz (+ .json sidecar)")
-    fit.add_argument("--batch", type=int, default=65536, help="voxels per network batch")
+    fit.add_argument("--batch", type=int, default=4096, help="voxels per network batch")
     fit.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="network arithmetic")
     fit.set_defaults(run=_fit)
     return parser

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+import pandas as pd
 import torch
 
 from crbnet.basis import Basis, BasisError
@@ -82,23 +83,26 @@ def complex_noise(shape: Sequence[int], sigma: torch.Tensor, gen: torch.Generato
 @dataclass
 class FingerprintSet:
     """Noise-free examples: ``parameters`` (n, Pe) float64 in SI units, ``coefficients`` (n, r) complex64 at
-    M0 = 1, and ``crb`` (n, Pe) float64 unit CRBs (M0 = 1, sigma = 1) of the estimated parameters."""
+    M0 = 1, and ``crb`` (n, Pe) float64 unit CRBs (M0 = 1, sigma = 1) of the estimated parameters, of the full
+    fingerprint or of the coefficients (``crb_domain``)."""
 
     names: tuple[str, ...]
     units: tuple[str, ...]
     parameters: torch.Tensor
     coefficients: torch.Tensor
     crb: torch.Tensor
+    crb_domain: str = "fingerprint"
 
     def __len__(self) -> int:
         return self.parameters.shape[0]
 
     def to(self, device: torch.device) -> FingerprintSet:
         return FingerprintSet(self.names, self.units, self.parameters.to(device), self.coefficients.to(device),
-                              self.crb.to(device))
+                              self.crb.to(device), self.crb_domain)
 
     def subset(self, rows: torch.Tensor | slice) -> FingerprintSet:
-        return FingerprintSet(self.names, self.units, self.parameters[rows], self.coefficients[rows], self.crb[rows])
+        return FingerprintSet(self.names, self.units, self.parameters[rows], self.coefficients[rows], self.crb[rows],
+                              self.crb_domain)
 
     def noisy(self, M0: torch.Tensor, sigma: torch.Tensor, gen: torch.Generator,
               realizations: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -114,9 +118,12 @@ class FingerprintSet:
 
 
 def load_examples(path: str | Path, basis: Basis, estimate: Sequence[str], chunk: int = 8192) -> FingerprintSet:
-    """Examples of a simulated dataset file projected onto ``basis``; ``estimate`` names the network outputs.
+    """Examples of a simulated dataset file on ``basis``; ``estimate`` names the network outputs.
 
-    The CRBs were computed with every parameter of the file's parameterization in the Fisher matrix, so the
+    Coefficients are read when the file was simulated with this basis, else its fingerprints are projected.
+    The CRBs are those of the coefficients (``crb_coefficients``, the bound for an estimator that sees only the
+    coefficients) when the file has them for this basis, else those of the full fingerprint; ``crb_domain``
+    of the result says which. All parameters of the file's parameterization were in the Fisher matrix, so the
     nuisance parameters are accounted for; only the estimated columns are kept."""
     with h5py.File(path, "r") as f:
         names = [str(n) for n in f["parameters"].attrs["names"]]
@@ -126,10 +133,26 @@ def load_examples(path: str | Path, basis: Basis, estimate: Sequence[str], chunk
         missing = [e for e in estimate if e not in names]
         if missing:
             raise ParameterError(f"cannot estimate {', '.join(missing)}: {path} has parameters {', '.join(names)}")
+        same_basis = str(f.attrs.get("basis_sha256", "")) == basis.sha256
+        if same_basis and "coefficients" in f:
+            coefficients = f["coefficients"][()]
+        elif "signals" in f:
+            signals = f["signals"]
+            coefficients = np.concatenate([basis.project(signals[i: i + chunk].astype(np.complex128))
+                                           for i in range(0, signals.shape[0], chunk)])
+        else:
+            raise BasisError(f"{path} holds neither signals nor coefficients on this basis")
+        domain = "coefficients" if same_basis and "crb_coefficients" in f else "fingerprint"
+        if "crb" not in f:
+            raise BasisError(f"{path} holds no CRBs (simulated with crb: false)")
+        crb = f["crb_coefficients" if domain == "coefficients" else "crb"][()]
         cols = [names.index(e) for e in estimate]
-        signals = f["signals"]
-        coefficients = np.concatenate([basis.project(signals[i: i + chunk].astype(np.complex128))
-                                       for i in range(0, signals.shape[0], chunk)])
-        parameters, crb = f["parameters"][()][:, cols], f["crb"][()][:, cols]
+        parameters = f["parameters"][()][:, cols]
     return FingerprintSet(tuple(estimate), tuple(units[e] for e in estimate), torch.as_tensor(parameters),
-                          torch.as_tensor(coefficients.astype(np.complex64)), torch.as_tensor(crb))
+                          torch.as_tensor(coefficients.astype(np.complex64)), torch.as_tensor(crb[:, cols]), domain)
+
+
+def read_parameters(path: str | Path) -> pd.DataFrame:
+    """All parameter values of a dataset file, one column per parameter (SI units), one row per fingerprint."""
+    with h5py.File(path, "r") as f:
+        return pd.DataFrame(f["parameters"][()], columns=[str(n) for n in f["parameters"].attrs["names"]])

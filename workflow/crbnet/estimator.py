@@ -80,11 +80,12 @@ class Estimator:
         raise ModelError(f"data has {data.shape[-1]} entries per voxel; the model expects {self.rank} coefficients "
                          f"or {self.basis.n_samples}-sample fingerprints")
 
-    def predict(self, data: np.ndarray | torch.Tensor, batch: int = 65536, precision: str = "fp32",
+    def predict(self, data: np.ndarray | torch.Tensor, batch: int = 4096, precision: str = "fp32",
                 device: torch.device | str = "cpu") -> np.ndarray:
         """Estimates (n, Pe) float64 in physical units from complex coefficients or fingerprints (n, ...).
 
-        Inference folds BatchNorm into the linear layers; ``precision='bf16'`` runs the network in bfloat16."""
+        Inference folds BatchNorm into the linear layers and runs in batches small enough for the activations to
+        stay in cache; ``precision='bf16'`` runs the network in bfloat16."""
         if isinstance(data, torch.Tensor):
             data = data.cpu().numpy()
         c = self.coefficients(np.asarray(data))

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import sys
+from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
-from tqdm import tqdm
 
-from crbnet.data import FingerprintSet, NoiseModel, generator
+from crbnet.data import FingerprintSet, NoiseModel, generator, load_examples, read_parameters
 from crbnet.estimator import Estimator
 from crbnet.losses import bias_variance
+from crbnet.runtime import progress as progress_bar
 
 
 def monte_carlo(estimator: Estimator, examples: FingerprintSet, snr: float, realizations: int, seed: int,
@@ -19,8 +20,8 @@ def monte_carlo(estimator: Estimator, examples: FingerprintSet, snr: float, real
     """Bias, variance and CRB per fingerprint and estimated parameter at SNR = |M0| / sigma.
 
     Each fingerprint gets |M0| = 1 with a random phase and ``realizations`` noise draws. Returns a long table
-    (fingerprint, parameter, unit, snr, true, mean, bias, variance, crb) with variance over the realizations
-    (1/R), so bias^2 + variance is the mean squared error."""
+    (fingerprint, parameter, unit, snr, true, mean, bias, variance, crb, crb_domain) with variance over the
+    realizations (1/R), so bias^2 + variance is the mean squared error."""
     if list(estimator.names) != list(examples.names):
         raise ValueError(f"estimator outputs {estimator.names} but the examples hold {examples.names}")
     noise = NoiseModel(snr=(snr, snr))
@@ -28,8 +29,7 @@ def monte_carlo(estimator: Estimator, examples: FingerprintSet, snr: float, real
     M0, sigma = noise.draw(len(examples), gen)
     step = max(1, rows_per_batch // realizations)
     frames = []
-    for start in tqdm(range(0, len(examples), step), desc=f"monte carlo snr={snr:g}", file=sys.stderr,
-                      disable=not progress):
+    for start in progress_bar(range(0, len(examples), step), desc=f"monte carlo snr={snr:g}", disable=not progress):
         part = examples.subset(slice(start, start + step))
         rows = slice(start, start + step)
         y, crb = part.noisy(M0[rows], sigma[rows], gen, realizations)
@@ -40,7 +40,7 @@ def monte_carlo(estimator: Estimator, examples: FingerprintSet, snr: float, real
                 "fingerprint": np.arange(rows.start, rows.start + len(part)), "parameter": name,
                 "unit": examples.units[k], "snr": snr, "true": part.parameters[:, k].numpy(),
                 "mean": bv.mean[:, k].numpy(), "bias": bv.bias[:, k].numpy(), "variance": bv.variance[:, k].numpy(),
-                "crb": crb[:, k].numpy(),
+                "crb": crb[:, k].numpy(), "crb_domain": examples.crb_domain,
             }))
     return pd.concat(frames, ignore_index=True)
 
@@ -56,3 +56,15 @@ def summarize(table: pd.DataFrame) -> pd.DataFrame:
     ).reset_index()
     out["crb_loss"] = out.bias_part + out.variance_part
     return out
+
+
+def evaluate_file(estimator: Estimator, path: str | Path, snrs: Sequence[float], realizations: int, seed: int,
+                  fingerprints: int | None = None, progress: bool = True) -> pd.DataFrame:
+    """Monte-Carlo table of the first ``fingerprints`` (all by default) of a dataset file at each SNR, with every
+    parameter value of the fingerprint as ``at_{name}`` columns (for grids and sweeps)."""
+    examples = load_examples(path, estimator.basis, estimator.names)
+    if fingerprints is not None:
+        examples = examples.subset(slice(0, fingerprints))
+    values = read_parameters(path).add_prefix("at_")
+    tables = [monte_carlo(estimator, examples, snr, realizations, seed, progress=progress) for snr in snrs]
+    return pd.concat(tables, ignore_index=True).join(values, on="fingerprint")

@@ -69,7 +69,7 @@ class ResidualMLP(nn.Module):
         acts = [x]
         incoming = {j: i for i, j in self.skips}
         for j, (linear, norm) in enumerate(zip(self.linears, self.norms), start=1):
-            a = torch.relu(norm(linear(acts[-1])))
+            a = norm(linear(acts[-1])).relu_()
             acts.append(a + acts[incoming[j]] if j in incoming else a)
         return self.head(acts[-1])
 

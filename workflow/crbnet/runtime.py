@@ -1,4 +1,4 @@
-"""Run-time plumbing shared by the CLI and the workflow scripts: device choice and log redirection."""
+"""Run-time plumbing shared by the CLI and the workflow scripts: device choice, progress bars, log redirection."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import torch
+from tqdm import tqdm
 
 
 def pick_device(request: str = "auto", gpus: int = 1) -> torch.device:
@@ -17,6 +18,11 @@ def pick_device(request: str = "auto", gpus: int = 1) -> torch.device:
     if request in ("auto", "cuda") and gpus > 0 and torch.cuda.is_available():
         return torch.device("cuda")
     return torch.device("cpu")
+
+
+def progress(iterable=None, **kwargs) -> tqdm:
+    """A tqdm bar on the current stderr; in a log file (not a terminal) it writes at most every 30 s."""
+    return tqdm(iterable, file=sys.stderr, mininterval=0.1 if sys.stderr.isatty() else 30.0, **kwargs)
 
 
 @contextlib.contextmanager

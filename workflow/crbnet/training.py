@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from tqdm import tqdm
 
 from crbnet import losses
 from crbnet.basis import Basis, input_size, normalize
-from crbnet.data import FingerprintSet, NoiseModel, generator
+from crbnet.data import FingerprintSet, NoiseModel, generator, load_examples
 from crbnet.estimator import Estimator
+from crbnet.runtime import progress as progress_bar
 from crbnet.io import atomic_path, write_csv
 from crbnet.nets import ZHANG_HIDDEN, ResidualMLP
 
@@ -82,7 +82,7 @@ def build_estimator(train: FingerprintSet, basis: Basis, cfg: TrainConfig) -> Es
     p = train.parameters
     net = ResidualMLP(shift=p.mean(0), scale=p.std(0), **architecture)
     return Estimator(net, basis, cfg.normalization, train.names, train.units, architecture,
-                     {"training": dataclasses.asdict(cfg)})
+                     {"training": dataclasses.asdict(cfg), "crb_domain": train.crb_domain})
 
 
 def warm_start(estimator: Estimator, path: str | Path) -> None:
@@ -151,14 +151,19 @@ def train(estimator: Estimator, train_set: FingerprintSet, val_set: FingerprintS
 
     With ``checkpoint_path``, state is saved every ``cfg.checkpoint_every`` epochs and at the end, and a
     checkpoint of the same configuration found there is resumed (a larger ``epochs`` continues training)."""
+    for name, examples in (("training", train_set), ("validation", val_set)):
+        bad = int((~torch.isfinite(examples.crb).all(dim=1)).sum())
+        if bad:
+            raise ValueError(f"{bad} of {len(examples)} {name} examples have infinite CRBs ({examples.crb_domain} "
+                             f"domain): the parameters are not identifiable there; raise the basis rank")
     net = estimator.net.to(device).train()
     train_set, val_set = train_set.to(device), val_set.to(device)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.lr_step, gamma=cfg.lr_gamma)
     history: list[dict] = []
     start = _resume(checkpoint_path, cfg, net, opt, sched, history)
-    bar = tqdm(range(start, cfg.epochs), initial=start, total=cfg.epochs, desc=f"train {cfg.loss}", unit="epoch",
-               file=sys.stderr, disable=not progress)
+    bar = progress_bar(range(start, cfg.epochs), initial=start, total=cfg.epochs, desc=f"train {cfg.loss}",
+                       unit="epoch", disable=not progress)
     for epoch in bar:
         tic = time.perf_counter()
         lr = opt.param_groups[0]["lr"]
@@ -200,3 +205,16 @@ def _resume(path: str | Path | None, cfg: TrainConfig, net: ResidualMLP, opt: to
     history.extend(state["history"])
     print(f"resuming from {path} at epoch {state['epoch']}", file=sys.stderr)
     return state["epoch"]
+
+
+def train_from_files(train_path: str | Path, val_path: str | Path, basis_path: str | Path, cfg: TrainConfig,
+                     device: torch.device, history_path: str | Path, checkpoint_path: str | Path | None = None,
+                     warm: str | Path | None = None, progress: bool = True) -> Estimator:
+    """Train a network on simulated dataset files projected onto a saved basis (what the workflow runs)."""
+    basis = Basis.load(basis_path)
+    train_set, val_set = (load_examples(p, basis, cfg.estimate) for p in (train_path, val_path))
+    estimator = build_estimator(train_set, basis, cfg)
+    if warm:
+        warm_start(estimator, warm)
+    train(estimator, train_set, val_set, cfg, device, history_path, checkpoint_path, progress)
+    return estimator

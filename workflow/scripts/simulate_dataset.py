@@ -1,21 +1,23 @@
-"""Adapter: simulate one seeded split with unit CRBs (logic in crbnet.simulation)."""
+"""Adapter: simulate one split with coefficients and unit CRBs (logic in crbnet.simulation)."""
 import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821  (import crbnet without installing it)
 
+from crbnet.basis import Basis  # noqa: E402
 from crbnet.models.qmt import QMTModel  # noqa: E402
 from crbnet.parameters import ParameterSpace  # noqa: E402
 from crbnet.runtime import logged, pick_device  # noqa: E402
 from crbnet.sequences import load_sequence  # noqa: E402
-from crbnet.simulation import write_dataset  # noqa: E402
+from crbnet.simulation import dataset_values, write_dataset  # noqa: E402
 
 sm = snakemake  # noqa: F821
 with logged(sm.log[0], sm.threads):
     space = ParameterSpace.from_config(json.loads(sm.params.space))
     split = json.loads(sm.params.split)
     model = QMTModel(load_sequence(sm.input.sequence), space.parameterization, pick_device(sm.params.device))
-    values = space.sample(split["n"], split["seed"])
-    write_dataset(sm.output.dataset, model, values, progress=True, store_signals=split.get("store_signals", True),
-                  attrs={"seed": split["seed"], "split": sm.wildcards.split})
+    basis = Basis.load(sm.input.basis) if "basis" in sm.input.keys() else None
+    write_dataset(sm.output.dataset, model, dataset_values(space, split), progress=True,
+                  store_signals=split.get("store_signals", True), crb=split.get("crb", True), basis=basis,
+                  attrs={"split": sm.wildcards.split})

@@ -1,0 +1,50 @@
+rule evaluate:
+    """Monte-Carlo bias and variance per fingerprint of one split at the evaluation SNR."""
+    input:
+        model=f"{RESULTS}/{{experiment}}/models/{{loss}}.pt",
+        dataset=f"{RESULTS}/{{experiment}}/data/{{split}}.h5",
+    output:
+        table=f"{RESULTS}/{{experiment}}/eval/{{loss}}_{{split}}.csv",
+    params:
+        snrs=lambda wc: [evaluation(wc).get("snr", 50)],
+        realizations=lambda wc: evaluation(wc).get("realizations", 300),
+        seed=lambda wc: evaluation(wc).get("seed", 0),
+        fingerprints=None,
+    log:
+        f"{RESULTS}/{{experiment}}/logs/evaluate_{{loss}}_{{split}}.log",
+    benchmark:
+        f"{RESULTS}/{{experiment}}/benchmarks/evaluate_{{loss}}_{{split}}.tsv"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=120,
+    conda:
+        "../envs/training.yaml"
+    script:
+        "../workflow/scripts/evaluate.py"
+
+
+rule snr_sweep:
+    """Per-parameter bias and variance parts of the CRB-loss over a range of SNRs (Zhang Fig. 7, Mao Fig. 2)."""
+    input:
+        model=f"{RESULTS}/{{experiment}}/models/{{loss}}.pt",
+        dataset=lambda wc: data_file(wc, evaluation(wc)["snr_sweep"]["split"]),
+    output:
+        table=f"{RESULTS}/{{experiment}}/eval/snr_sweep/{{loss}}.csv",
+    params:
+        snrs=lambda wc: evaluation(wc)["snr_sweep"]["values"],
+        realizations=lambda wc: evaluation(wc)["snr_sweep"].get("realizations", 100),
+        seed=lambda wc: evaluation(wc).get("seed", 0),
+        fingerprints=lambda wc: evaluation(wc)["snr_sweep"].get("fingerprints"),
+    log:
+        f"{RESULTS}/{{experiment}}/logs/snr_sweep_{{loss}}.log",
+    benchmark:
+        f"{RESULTS}/{{experiment}}/benchmarks/snr_sweep_{{loss}}.tsv"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=120,
+    conda:
+        "../envs/training.yaml"
+    script:
+        "../workflow/scripts/snr_sweep.py"
