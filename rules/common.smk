@@ -95,6 +95,54 @@ def evaluation(wildcards):
     return experiment(wildcards).get("evaluation", {})
 
 
+def losses(wildcards):
+    return list(experiment(wildcards)["training"]["losses"])
+
+
+def figure_settings(exp):
+    """Which splits the figures use, with defaults."""
+    return {"test_split": "test", "grid_split": "grid_T1_T2f", "grid_parameter": "T2f"} | exp.get("figures", {})
+
+
+def per_loss(pattern):
+    """Input function: {loss: pattern formatted with experiment and loss} for every configured loss."""
+
+    def inputs(wildcards):
+        return {
+            loss: pattern.format(results=RESULTS, experiment=wildcards.experiment, loss=loss, **figure_settings(
+                experiment(wildcards)))
+            for loss in losses(wildcards)
+        }
+
+    return inputs
+
+
+def grid_axis(wildcards, axis):
+    """Name of the x or y parameter of the grid split the grid figure shows."""
+    exp = experiment(wildcards)
+    return exp["datasets"][figure_settings(exp)["grid_split"]]["grid"][axis]["name"]
+
+
+def grid_axis_param(axis, enabled):
+    """Params function for the grid axis (bound now, not in a loop's closure), or None for other figures."""
+    return (lambda wildcards: grid_axis(wildcards, axis)) if enabled else None
+
+
+def network_figures(exp):
+    """Names of the network figures this experiment can draw from its evaluation settings."""
+    if "training" not in exp:
+        return []
+    ev, fig = exp.get("evaluation", {}), figure_settings(exp)
+    names = ["loss_curves"]
+    if fig["test_split"] in ev.get("splits", []):
+        names += ["bias_histograms", "std_histograms", "bias_variance_histograms", "parameter_contributions"]
+    if fig["grid_split"] in ev.get("splits", []):
+        names.append("grid_bias_std")
+    if "snr_sweep" in ev:
+        names.append("snr_contributions")
+    return names
+
+
 def all_outputs():
     out = []
     for name, exp in EXPERIMENTS.items():
@@ -105,10 +153,13 @@ def all_outputs():
         if "crb_slice" in exp:
             out.append(f"{RESULTS}/{name}/figures/crb_slice.png")
         if "training" in exp:
-            losses = list(exp["training"]["losses"])
-            out += expand(f"{RESULTS}/{name}/models/{{loss}}.pt", loss=losses)
+            trained = list(exp["training"]["losses"])
+            out += expand(f"{RESULTS}/{name}/models/{{loss}}.pt", loss=trained)
             ev = exp.get("evaluation", {})
-            out += expand(f"{RESULTS}/{name}/eval/{{loss}}_{{split}}.csv", loss=losses, split=ev.get("splits", []))
+            out += expand(f"{RESULTS}/{name}/eval/{{loss}}_{{split}}.csv", loss=trained, split=ev.get("splits", []))
             if "snr_sweep" in ev:
-                out += expand(f"{RESULTS}/{name}/eval/snr_sweep/{{loss}}.csv", loss=losses)
+                out += expand(f"{RESULTS}/{name}/eval/snr_sweep/{{loss}}.csv", loss=trained)
+            out += expand(f"{RESULTS}/{name}/figures/{{figure}}.png", figure=network_figures(exp))
+            if figure_settings(exp)["test_split"] in ev.get("splits", []):
+                out.append(f"{RESULTS}/{name}/tables/summary.csv")
     return out

@@ -38,3 +38,70 @@ rule plot_crb_slice:
         "../envs/plotting.yaml"
     script:
         "../workflow/scripts/plot_crb_slice.py"
+
+
+# Network figures: one rule each, all drawn by workflow/scripts/plot_evaluation.py from small tables.
+HISTORY = "{results}/{experiment}/models/{loss}_history.csv"
+TEST = "{results}/{experiment}/eval/{loss}_{test_split}.csv"
+NETWORK_FIGURES = {
+    "loss_curves": (HISTORY, "Training"),
+    "grid_bias_std": ("{results}/{experiment}/eval/{loss}_{grid_split}.csv", "Bias and variance"),
+    "bias_histograms": (TEST, "Bias and variance"),
+    "std_histograms": (TEST, "Bias and variance"),
+    "bias_variance_histograms": (TEST, "Bias and variance"),
+    "parameter_contributions": (TEST, "Bias and variance"),
+    "snr_contributions": ("{results}/{experiment}/eval/snr_sweep/{loss}.csv", "Bias and variance"),
+}
+
+
+for figure, (pattern, category) in NETWORK_FIGURES.items():
+
+    rule:
+        name:
+            f"fig_{figure}"
+        input:
+            unpack(per_loss(pattern)),
+        output:
+            png=report(f"{RESULTS}/{{experiment}}/figures/{figure}.png",
+                       caption=f"../workflow/report/{figure}.rst", category=category),
+            pdf=f"{RESULTS}/{{experiment}}/figures/{figure}.pdf",
+        params:
+            x=grid_axis_param("x", figure == "grid_bias_std"),
+            y=grid_axis_param("y", figure == "grid_bias_std"),
+            parameter=lambda wc: figure_settings(experiment(wc))["grid_parameter"],
+        log:
+            f"{RESULTS}/{{experiment}}/logs/fig_{figure}.log",
+        threads: 1
+        resources:
+            mem_mb=2000,
+            runtime=10,
+        conda:
+            "../envs/plotting.yaml"
+        script:
+            "../workflow/scripts/plot_evaluation.py"
+
+
+rule summary_table:
+    """Headline numbers per network (final losses, test-set bias/variance parts, std/sqrt(CRB), grid bias)."""
+    input:
+        histories=lambda wc: list(per_loss(HISTORY)(wc).values()),
+        tests=lambda wc: list(per_loss(TEST)(wc).values()),
+        grids=lambda wc: list(per_loss("{results}/{experiment}/eval/{loss}_{grid_split}.csv")(wc).values())
+        if "grid_bias_std" in network_figures(experiment(wc))
+        else [],
+    output:
+        table=report(f"{RESULTS}/{{experiment}}/tables/summary.csv", caption="../workflow/report/summary.rst",
+                     category="Summary"),
+    params:
+        losses=losses,
+        grid_parameter=lambda wc: figure_settings(experiment(wc))["grid_parameter"],
+    log:
+        f"{RESULTS}/{{experiment}}/logs/summary_table.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../envs/plotting.yaml"
+    script:
+        "../workflow/scripts/summary_table.py"

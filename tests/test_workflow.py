@@ -46,7 +46,9 @@ def test_tiny_end_to_end(tmp_path):
     run = _snakemake(*args)
     assert run.returncode == 0, run.stdout + run.stderr
     exp = out / "tiny"
-    for figure in ("sequence", "crb_slice"):
+    figures = ("sequence", "crb_slice", "loss_curves", "grid_bias_std", "bias_histograms", "std_histograms",
+               "bias_variance_histograms", "parameter_contributions", "snr_contributions")
+    for figure in figures:
         for ext in ("png", "pdf"):
             assert (exp / "figures" / f"{figure}.{ext}").stat().st_size > 1000
     with h5py.File(exp / "data" / "train.h5") as f:
@@ -76,6 +78,12 @@ def test_tiny_end_to_end(tmp_path):
     assert len(grid) == 9 and np.all(np.isfinite(grid.filter(like="sqrt_crb_")))
     # sqrt(CRB) of T1 at sigma = 0.01 is a plausible fraction of T1 (percent to tens of percent)
     assert np.all((grid["sqrt_crb_T1"] / grid["T1"]).between(1e-3, 1.0))
+    headline = pd.read_csv(exp / "tables" / "summary.csv").set_index("network")
+    assert list(headline.index) == ["mse", "crb", "bias_reduced"]
+    numbers = headline.drop(columns="crb_domain")
+    assert np.all(np.isfinite(numbers)) and np.all(numbers.drop(columns=["test_snr", "epochs"]) > 0)
+    np.testing.assert_allclose(headline.test_crb_loss, headline.test_bias_part + headline.test_variance_part)
+    assert np.all(headline.grid_mean_abs_bias_T2f < 1.0)  # seconds: below the T2f prior range
     again = _snakemake("-n", *args)
     assert "Nothing to be done" in again.stdout + again.stderr
     shutil.rmtree(out)

@@ -68,3 +68,24 @@ def evaluate_file(estimator: Estimator, path: str | Path, snrs: Sequence[float],
     values = read_parameters(path).add_prefix("at_")
     tables = [monte_carlo(estimator, examples, snr, realizations, seed, progress=progress) for snr in snrs]
     return pd.concat(tables, ignore_index=True).join(values, on="fingerprint")
+
+
+def headline_table(histories: dict[str, pd.DataFrame], tests: dict[str, pd.DataFrame],
+                   grids: dict[str, pd.DataFrame] | None = None, grid_parameter: str = "T2f") -> pd.DataFrame:
+    """One row per network: final training/validation losses, the test set's CRB-loss with its bias and variance
+    parts (mean over parameters), median std/sqrt(CRB) per parameter, and the mean |bias| of ``grid_parameter``
+    over the grid (SI units)."""
+    rows = []
+    for loss, history in histories.items():
+        last = history.iloc[-1]
+        s = summarize(tests[loss])
+        row = {"network": loss, "epochs": int(last.epoch), "train_crb_loss": last.train_crb,
+               "val_crb_loss": last.val_crb, "val_mse": last.val_mse, "test_snr": s.snr.iloc[0],
+               "test_crb_loss": s.crb_loss.mean(), "test_bias_part": s.bias_part.mean(),
+               "test_variance_part": s.variance_part.mean(), "crb_domain": tests[loss].crb_domain.iloc[0]}
+        row |= {f"median_std_ratio_{r.parameter}": r.median_std_ratio for r in s.itertuples()}
+        if grids:
+            g = grids[loss]
+            row[f"grid_mean_abs_bias_{grid_parameter}"] = g[g.parameter == grid_parameter].bias.abs().mean()
+        rows.append(row)
+    return pd.DataFrame(rows)

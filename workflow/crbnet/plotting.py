@@ -67,3 +67,161 @@ def plot_crb_slice(table: pd.DataFrame, x: str, y: str, estimate: Sequence[str],
     fig.suptitle(rf"$\sigma = {sigma:g}$, $|M_0| = 1$", y=1.02)
     fig.tight_layout()
     return fig
+
+
+# --------------------------------------------------------------------------------- network evaluation
+LOSS_LABELS = {"mse": "MSE", "crb": "CRB-weighted", "bias_reduced": "bias-reduced"}
+LOSS_COLORS = {"mse": "C0", "crb": "C3", "bias_reduced": "C2"}
+# Display units: times in ms or us, the rest in SI.
+DISPLAY = {"T1": (1.0, "s"), "T2f": (1e3, "ms"), "T2s": (1e6, "us"), "R1f": (1.0, "1/s"), "R2f": (1.0, "1/s")}
+
+
+def _display(name: str) -> tuple[float, str]:
+    return DISPLAY.get(name, (1.0, parameter(name).unit))
+
+
+def _map_cmap(name: str):
+    """cmcrameri maps for qMRI: lipari for T1/R1, navia for T2/R2, batlow otherwise."""
+    if name in ("T1", "R1f", "R1s"):
+        return cm.lipari
+    if name in ("T2f", "R2f", "T2s"):
+        return cm.navia
+    return cm.batlow
+
+
+def plot_loss_curves(histories: dict[str, pd.DataFrame]) -> plt.Figure:
+    """Zhang Fig. 3: training (dashed) and validation (solid) MSE and CRB-loss per epoch for each network."""
+    _style()
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    for loss, h in histories.items():
+        for ax, metric in zip(axes, ("mse", "crb")):
+            ax.plot(h.epoch, h[f"train_{metric}"], ls="--", lw=1, color=LOSS_COLORS[loss])
+            ax.plot(h.epoch, h[f"val_{metric}"], lw=1.3, color=LOSS_COLORS[loss], label=f"{LOSS_LABELS[loss]} network")
+    axes[0].set_ylabel("MSE (scaled parameters)")
+    axes[1].set_ylabel("CRB-loss")
+    axes[1].axhline(1.0, color="k", lw=0.8, ls=":")
+    for ax in axes:
+        ax.set_yscale("log")
+        ax.set_xlabel("epoch")
+    axes[0].legend(frameon=False)
+    sns.despine(fig)
+    fig.tight_layout()
+    return fig
+
+
+def plot_grid_bias_std(tables: dict[str, pd.DataFrame], x: str, y: str, name: str) -> plt.Figure:
+    """Zhang Fig. 4: bias and standard deviation of ``name`` over a 2-D grid for each network, next to sqrt(CRB)."""
+    _style()
+    scale, unit = _display(name)
+    fig, axes = plt.subplots(len(tables), 3, figsize=(10.5, 3.0 * len(tables)), squeeze=False)
+    first = next(iter(tables.values()))
+    crb = first[first.parameter == name]
+    spread_max = max(np.sqrt(t[t.parameter == name].variance).max() for t in tables.values()) * scale
+    spread_max = max(spread_max, np.sqrt(crb.crb).max() * scale)
+    bias_max = max(t[t.parameter == name].bias.abs().max() for t in tables.values()) * scale
+
+    def show(ax, rows, values, cmap, vmin, vmax, title):
+        grid = rows.assign(z=values).pivot(index=f"at_{y}", columns=f"at_{x}", values="z")
+        mesh = ax.pcolormesh(grid.columns * _display(x)[0], grid.index * _display(y)[0], grid.to_numpy(), cmap=cmap,
+                             vmin=vmin, vmax=vmax, shading="nearest")
+        fig.colorbar(mesh, ax=ax, label=unit)
+        ax.set_title(title)
+        ax.set_xlabel(f"{x} ({_display(x)[1]})")
+        ax.set_ylabel(f"{y} ({_display(y)[1]})")
+
+    for row, (loss, t) in zip(axes, tables.items()):
+        rows = t[t.parameter == name]
+        label = LOSS_LABELS[loss]
+        show(row[0], rows, rows.bias * scale, cm.vik, -bias_max, bias_max, f"{label}: bias({name})")
+        show(row[1], rows, np.sqrt(rows.variance) * scale, _map_cmap(name), 0, spread_max, f"{label}: std({name})")
+        show(row[2], rows, np.sqrt(rows.crb) * scale, _map_cmap(name), 0, spread_max, rf"$\sqrt{{\mathrm{{CRB}}}}$({name})")
+    fig.tight_layout()
+    return fig
+
+
+def _hist_row(axes: Sequence[plt.Axes], tables: dict[str, pd.DataFrame], value, xlabel: str,
+              reference: float | None, log: bool = False) -> None:
+    """One histogram panel per parameter, one step curve per network."""
+    names = list(dict.fromkeys(next(iter(tables.values())).parameter))
+    for ax, name in zip(axes, names):
+        for loss, t in tables.items():
+            v = np.asarray(value(t[t.parameter == name]), dtype=float)
+            v = v[np.isfinite(v) & (v > 0)] if log else v[np.isfinite(v)]
+            if not len(v):
+                continue
+            bins = np.geomspace(v.min(), v.max(), 40) if log and v.min() < v.max() else 40
+            ax.hist(v, bins=bins, histtype="step", lw=1.3, color=LOSS_COLORS[loss], label=LOSS_LABELS[loss],
+                    density=True)
+        if reference is not None:
+            ax.axvline(reference, color="k", lw=0.8, ls=":")
+        if log:
+            ax.set_xscale("log")
+        ax.set_title(name)
+        ax.set_xlabel(xlabel)
+    axes[0].set_ylabel("density")
+
+
+def _hist_figure(tables: dict[str, pd.DataFrame], rows: Sequence[tuple]) -> plt.Figure:
+    _style()
+    n = len(set(next(iter(tables.values())).parameter))
+    fig, axes = plt.subplots(len(rows), n, figsize=(3.4 * n, 3.0 * len(rows)), squeeze=False)
+    for ax_row, row in zip(axes, rows):
+        _hist_row(ax_row, tables, *row)
+    axes[0, 0].legend(frameon=False)
+    sns.despine(fig)
+    fig.tight_layout()
+    return fig
+
+
+def plot_bias_histograms(tables: dict[str, pd.DataFrame]) -> plt.Figure:
+    """Zhang Fig. 5: histograms of the bias in units of sqrt(CRB) over the test set."""
+    return _hist_figure(tables, [(lambda t: t.bias / np.sqrt(t.crb), r"bias / $\sqrt{\mathrm{CRB}}$", 0.0)])
+
+
+def plot_std_ratio_histograms(tables: dict[str, pd.DataFrame]) -> plt.Figure:
+    """Zhang Fig. 6: histograms of std / sqrt(CRB) over the test set (1 = efficient)."""
+    return _hist_figure(tables, [(lambda t: np.sqrt(t.variance / t.crb), r"std / $\sqrt{\mathrm{CRB}}$", 1.0, True)])
+
+
+def plot_bias_variance_histograms(tables: dict[str, pd.DataFrame]) -> plt.Figure:
+    """Mao Fig. 3: histograms of the CRB-weighted squared bias (top) and variance (bottom) per parameter."""
+    return _hist_figure(tables, [(lambda t: t.bias**2 / t.crb, r"bias$^2$ / CRB", None, True),
+                                 (lambda t: t.variance / t.crb, "variance / CRB", 1.0, True)])
+
+
+def plot_snr_contributions(sweeps: dict[str, pd.DataFrame]) -> plt.Figure:
+    """Zhang Fig. 7: bias and variance parts of the CRB-loss (mean over parameters) versus SNR per network."""
+    _style()
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    for loss, s in sweeps.items():
+        mean = s.groupby("snr")[["bias_part", "variance_part"]].mean()
+        ax.plot(mean.index, mean.bias_part, "--o", ms=3, color=LOSS_COLORS[loss], label=f"{LOSS_LABELS[loss]}: bias")
+        ax.plot(mean.index, mean.variance_part, "-s", ms=3, color=LOSS_COLORS[loss],
+                label=f"{LOSS_LABELS[loss]}: variance")
+    ax.axhline(1.0, color="k", lw=0.8, ls=":")
+    ax.set(xscale="log", yscale="log", xlabel=r"SNR $|M_0|/\sigma$", ylabel="contribution to the CRB-loss")
+    ax.legend(frameon=False, fontsize=7)
+    sns.despine(fig)
+    fig.tight_layout()
+    return fig
+
+
+def plot_parameter_contributions(summaries: dict[str, pd.DataFrame]) -> plt.Figure:
+    """Zhang Fig. 8: per-parameter bias (hatched) and variance parts of the CRB-loss for each network."""
+    _style()
+    names = list(dict.fromkeys(next(iter(summaries.values())).parameter))
+    fig, ax = plt.subplots(figsize=(1.2 * len(names) * len(summaries) + 2, 3.6))
+    width = 0.8 / len(summaries)
+    for k, (loss, s) in enumerate(summaries.items()):
+        s = s.set_index("parameter").loc[names]
+        pos = np.arange(len(names)) + (k - (len(summaries) - 1) / 2) * width
+        ax.bar(pos, s.variance_part, width, color=LOSS_COLORS[loss], label=f"{LOSS_LABELS[loss]}: variance")
+        ax.bar(pos, s.bias_part, width, bottom=s.variance_part, color=LOSS_COLORS[loss], alpha=0.45, hatch="//",
+               label=f"{LOSS_LABELS[loss]}: bias")
+    ax.axhline(1.0, color="k", lw=0.8, ls=":")
+    ax.set_xticks(np.arange(len(names)), names)
+    ax.set(yscale="log", ylabel="CRB-loss part")
+    ax.legend(frameon=False, fontsize=7, ncol=2)
+    sns.despine(fig)
+    fig.tight_layout()
+    return fig

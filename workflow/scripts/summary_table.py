@@ -1,0 +1,18 @@
+"""Adapter: headline table per network (logic in crbnet.evaluation.headline_table)."""
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
+
+from crbnet.evaluation import headline_table  # noqa: E402
+from crbnet.io import write_csv  # noqa: E402
+from crbnet.runtime import logged  # noqa: E402
+
+sm = snakemake  # noqa: F821
+with logged(sm.log[0]):
+    read = lambda files: dict(zip(sm.params.losses, (pd.read_csv(f) for f in files)))  # noqa: E731
+    histories, tests = read(sm.input.histories), read(sm.input.tests)
+    grids = read(sm.input.grids) if len(sm.input.grids) else None
+    write_csv(headline_table(histories, tests, grids, sm.params.grid_parameter), sm.output.table)
