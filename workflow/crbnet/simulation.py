@@ -12,10 +12,10 @@ import torch
 
 from crbnet.basis import Basis, BasisError
 from crbnet.crb import unit_crb
-from crbnet.runtime import progress as progress_bar
 from crbnet.io import atomic_hdf5
 from crbnet.models.qmt import QMTModel
 from crbnet.parameters import ParameterSpace, validate
+from crbnet.runtime import progress as progress_bar
 
 # Dual-stack entries (fingerprints x (1 + P)) simulated at once; about 2.5 MB per entry and temporary at 1142 pulses.
 CHUNK_ENTRIES = 128

@@ -22,9 +22,9 @@ from crbnet import losses
 from crbnet.basis import Basis, input_size, normalize
 from crbnet.data import FingerprintSet, NoiseModel, generator, load_examples
 from crbnet.estimator import Estimator
-from crbnet.runtime import progress as progress_bar
 from crbnet.io import atomic_path, write_csv
 from crbnet.nets import ZHANG_HIDDEN, ResidualMLP
+from crbnet.runtime import progress as progress_bar
 
 HISTORY_COLUMNS = ["epoch", "lr", "loss", "train_mse", "train_crb", "val_mse", "val_crb", "seconds"]
 
