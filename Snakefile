@@ -16,6 +16,10 @@ include: "rules/evaluate.smk"
 include: "rules/figures.smk"
 
 
+onsuccess:
+    write_report()
+
+
 rule all:
     input:
         all_outputs(),

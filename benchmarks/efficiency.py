@@ -44,7 +44,7 @@ def main() -> None:
     parser.add_argument("--n-val", type=int, default=512)
     parser.add_argument("--n-test", type=int, default=256)
     parser.add_argument("--rank", type=int, default=13)
-    parser.add_argument("--epochs", type=int, default=200, help="the lr halves every epochs/10 (paper: 400/40)")
+    parser.add_argument("--epochs", type=int, default=500, help="the lr halves every epochs/10 (paper: 400/40)")
     parser.add_argument("--snr", type=float, default=50.0, help="SNR |M0|/sigma of the Monte-Carlo test")
     parser.add_argument("--realizations", type=int, default=200)
     parser.add_argument("--workdir", type=Path, default=ROOT / "results" / "benchmarks" / "efficiency")

@@ -1,5 +1,8 @@
 # Helpers shared by the rules: config validation, paths and per-experiment settings. No rules here.
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import yaml
 
@@ -163,3 +166,15 @@ def all_outputs():
             if figure_settings(exp)["test_split"] in ev.get("splits", []):
                 out.append(f"{RESULTS}/{name}/tables/summary.csv")
     return out
+
+
+def write_report():
+    """After a run that executed jobs (Snakemake calls onsuccess only then), build {results}/report.html with
+    `snakemake --report` on the same experiments and settings (the config as run is saved next to it)."""
+    html = Path(RESULTS) / "report.html"
+    settings = Path(RESULTS) / "report_config.yaml"
+    settings.write_text(yaml.safe_dump({**config, "experiments": EXPERIMENTS}, sort_keys=False))
+    command = [sys.executable, "-m", "snakemake", "--nolock", "--report", str(html), "--configfile", str(settings)]
+    print("writing", html, file=sys.stderr)
+    if subprocess.run(command, capture_output=True, text=True).returncode != 0:
+        print(f"report failed; rerun: {' '.join(command)}", file=sys.stderr)

@@ -79,6 +79,7 @@ def test_tiny_end_to_end(tmp_path):
     assert len(grid) == 9 and np.all(np.isfinite(grid.filter(like="sqrt_crb_")))
     # sqrt(CRB) of T1 at sigma = 0.01 is a plausible fraction of T1 (percent to tens of percent)
     assert np.all((grid["sqrt_crb_T1"] / grid["T1"]).between(1e-3, 1.0))
+    assert (out / "report.html").stat().st_size > 100_000  # written by the onsuccess hook
     headline = pd.read_csv(exp / "tables" / "summary.csv").set_index("network")
     assert list(headline.index) == ["mse", "crb", "bias_reduced"]
     assert set(headline.crb_domain) == {"coefficients"}  # normalized by the bound of what the network sees
