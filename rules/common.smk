@@ -142,7 +142,7 @@ def network_figures(exp):
     if fig["grid_split"] in ev.get("splits", []):
         names.append("grid_bias_std")
     if "snr_sweep" in ev:
-        names.append("snr_contributions")
+        names += ["snr_contributions", "snr_bias_std"]
     return names
 
 

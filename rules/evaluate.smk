@@ -25,7 +25,8 @@ rule evaluate:
 
 
 rule snr_sweep:
-    """Per-parameter bias and variance parts of the CRB-loss over a range of SNRs (Zhang Fig. 7, Mao Fig. 2)."""
+    """Monte-Carlo bias and variance over a range of SNRs on (the first fingerprints of) one split, for Zhang
+    Fig. 7 (a random set) and Mao Fig. 2 (a single white-matter point)."""
     input:
         model=f"{RESULTS}/{{experiment}}/models/{{loss}}.pt",
         dataset=lambda wc: data_file(wc, evaluation(wc)["snr_sweep"]["split"]),

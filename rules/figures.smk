@@ -51,6 +51,7 @@ NETWORK_FIGURES = {
     "bias_variance_histograms": (TEST, "Bias and variance"),
     "parameter_contributions": (TEST, "Bias and variance"),
     "snr_contributions": ("{results}/{experiment}/eval/snr_sweep/{loss}.csv", "Bias and variance"),
+    "snr_bias_std": ("{results}/{experiment}/eval/snr_sweep/{loss}.csv", "Bias and variance"),
 }
 
 

@@ -70,3 +70,18 @@ def test_validation_and_inference_messages():
     assert infer_parameterization(["T2f"]).name == "apparent_t1" and infer_parameterization(["m0s"]).name == "canonical"
     with pytest.raises(ParameterError, match="not part of the canonical"):
         PARAMETERIZATIONS["canonical"].complete({"T1": 1.0})
+
+
+def test_point_takes_the_prior_means_for_the_rest():
+    space = ParameterSpace.from_config({"parameterization": "apparent_t1", "parameters": {
+        "m0s": {"dist": "truncnorm", "mean": 0.12, "std": 0.08, "lower": 0.0, "upper": 0.5},
+        "T1": {"dist": "uniform", "lower": 0.5, "upper": 2.5}, "T2f": 0.08, "Rx": 20.0, "T2s": 1.2e-5,
+        "omega0": 0.0, "B1": 1.0}})
+    point = space.point({"T1": 1.1})
+    assert {k: float(v[0]) for k, v in point.items()} == {"m0s": 0.12, "T1": 1.1, "T2f": 0.08, "Rx": 20.0,
+                                                           "T2s": 1.2e-5, "omega0": 0.0, "B1": 1.0}
+    assert float(space.point({})["T1"][0]) == 1.5  # centre of a uniform prior
+    with pytest.raises(ParameterError, match="R1f"):
+        space.point({"R1f": 1.0})
+    with pytest.raises(ParameterError, match="T1"):
+        space.point({"T1": -1.0})

@@ -48,7 +48,7 @@ def test_tiny_end_to_end(tmp_path):
     assert run.returncode == 0, run.stdout + run.stderr
     exp = out / "tiny"
     figures = ("sequence", "crb_slice", "loss_curves", "grid_bias_std", "bias_histograms", "std_histograms",
-               "bias_variance_histograms", "parameter_contributions", "snr_contributions")
+               "bias_variance_histograms", "parameter_contributions", "snr_contributions", "snr_bias_std")
     for figure in figures:
         for ext in ("png", "pdf"):
             assert (exp / "figures" / f"{figure}.{ext}").stat().st_size > 1000
@@ -71,8 +71,12 @@ def test_tiny_end_to_end(tmp_path):
             table = pd.read_csv(exp / "eval" / f"{loss}_{split}.csv")
             assert len(table) == 3 * n and set(table.parameter) == {"m0s", "T1", "T2f"}
             assert np.all(np.isfinite(table[["bias", "variance", "crb"]])) and np.all(table.variance > 0)
-        sweep = pd.read_csv(exp / "eval" / "snr_sweep" / f"{loss}.csv")
-        assert sorted(set(sweep.snr)) == [10, 50] and np.all(sweep.crb_loss > 0)
+        sweep = pd.read_csv(exp / "eval" / "snr_sweep" / f"{loss}.csv")  # one point, two SNRs, three parameters
+        assert len(sweep) == 6 and sorted(set(sweep.snr)) == [10, 50]
+        assert np.all(sweep.at_T1 == 1.0) and np.all(sweep.at_T2f == 0.08) and np.all(sweep.variance > 0)
+        # the CRB scales with 1/SNR^2
+        crb = sweep.pivot(index="parameter", columns="snr", values="crb")
+        np.testing.assert_allclose(crb[10] / crb[50], 25.0, rtol=1e-9)
     summary = pd.read_csv(exp / "tables" / "crb_summary_train.csv")
     assert np.all(summary["finite_fraction"] == 1) and np.all(summary["sqrt_crb_median"] > 0)
     grid = pd.read_csv(exp / "tables" / "crb_slice.csv")

@@ -231,10 +231,23 @@ class ParameterSpace:
                 return {k: np.concatenate(v)[:n] for k, v in out.items()}
         raise ParameterError("constraints reject almost every sample of the prior")
 
+    def centre(self) -> dict[str, float]:
+        """Prior means (uniform priors: the centre of their range) and the fixed values."""
+        centre = {k: (p.mean if p.dist == "truncnorm" else 0.5 * (p.lower + p.upper)) for k, p in self.priors.items()}
+        return centre | dict(self.fixed)
+
+    def point(self, values: Mapping[str, float]) -> dict[str, np.ndarray]:
+        """One fingerprint: ``values`` (any parameters of the parameterization), the others at the prior means."""
+        unknown = [k for k in values if k not in self.parameterization.names]
+        if unknown:
+            raise ParameterError(f"'{unknown[0]}' is not in the {self.parameterization.name} parameterization")
+        out = {k: np.array([float(values.get(k, v))]) for k, v in self.centre().items()}
+        validate(out)
+        return {k: out[k] for k in self.parameterization.names}
+
     def grid(self, axes: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """A regular grid over ``axes`` (meshgrid, 'ij' order, flattened) with the others at their prior means."""
-        centre = {k: (p.mean if p.dist == "truncnorm" else 0.5 * (p.lower + p.upper)) for k, p in self.priors.items()}
-        centre |= dict(self.fixed)
+        centre = self.centre()
         mesh = np.meshgrid(*[np.asarray(a, dtype=np.float64) for a in axes.values()], indexing="ij")
         out = {k: np.full(mesh[0].size, v) for k, v in centre.items()}
         out |= {k: m.ravel() for k, m in zip(axes, mesh)}

@@ -225,3 +225,29 @@ def plot_parameter_contributions(summaries: dict[str, pd.DataFrame]) -> plt.Figu
     sns.despine(fig)
     fig.tight_layout()
     return fig
+
+
+def plot_snr_bias_std(sweeps: dict[str, pd.DataFrame]) -> plt.Figure:
+    """Mao Fig. 2: bias (dashed) and standard deviation (solid) relative to the true value versus SNR, mean over
+    the sweep's fingerprints, per network; black: an efficient estimator (no bias, std = sqrt(CRB))."""
+    _style()
+    first = next(iter(sweeps.values()))
+    names = list(dict.fromkeys(first.parameter))
+    fig, axes = plt.subplots(1, len(names), figsize=(3.3 * len(names), 3.2), squeeze=False)
+    for ax, name in zip(axes[0], names):
+        for loss, t in sweeps.items():
+            rows = t[t.parameter == name].assign(rel_bias=lambda r: r.bias / r.true,
+                                                 rel_std=lambda r: np.sqrt(r.variance) / r.true)
+            m = rows.groupby("snr")[["rel_bias", "rel_std"]].mean()
+            ax.plot(m.index, 100 * m.rel_bias, "--", color=LOSS_COLORS[loss])
+            ax.plot(m.index, 100 * m.rel_std, "-", color=LOSS_COLORS[loss], label=LOSS_LABELS[loss])
+        rows = first[first.parameter == name]
+        eff = (np.sqrt(rows.crb) / rows.true).groupby(rows.snr).mean()
+        ax.plot(eff.index, 100 * eff, "-", color="k", lw=1, label="efficient")
+        ax.axhline(0, color="k", lw=0.6, ls=":")
+        ax.set(xscale="log", title=name, xlabel=r"SNR $|M_0|/\sigma$")
+    axes[0, 0].set_ylabel("bias (dashed), std (solid) in % of the true value")
+    axes[0, 0].legend(frameon=False, fontsize=7)
+    sns.despine(fig)
+    fig.tight_layout()
+    return fig

@@ -36,16 +36,18 @@ def chunks(model: QMTModel, values: Mapping[str, np.ndarray], wrt: tuple[str, ..
     bar.close()
 
 
-def grid_axes(x: Mapping, y: Mapping) -> dict[str, np.ndarray]:
-    """Two configured axes ``{name, lower, upper, n}`` as evenly spaced values."""
-    return {a["name"]: np.linspace(a["lower"], a["upper"], a["n"]) for a in (x, y)}
+def grid_axes(*axes: Mapping) -> dict[str, np.ndarray]:
+    """Configured axes ``{name, lower, upper, n}`` as evenly spaced values."""
+    return {a["name"]: np.linspace(a["lower"], a["upper"], a["n"]) for a in axes}
 
 
 def dataset_values(space: ParameterSpace, spec: Mapping) -> dict[str, np.ndarray]:
-    """Parameter values of one configured split: a seeded draw ``{n, seed}`` or a 2-D grid ``{grid: {x, y}}``
-    with the other parameters at the prior means."""
+    """Parameter values of one configured split: a seeded draw ``{n, seed}``, a 1-D or 2-D grid
+    ``{grid: {x[, y]}}`` or a single ``{point: {name: value}}``, the other parameters at the prior means."""
     if "grid" in spec:
-        return space.grid(grid_axes(spec["grid"]["x"], spec["grid"]["y"]))
+        return space.grid(grid_axes(*(spec["grid"][k] for k in ("x", "y") if k in spec["grid"])))
+    if "point" in spec:
+        return space.point(spec["point"])
     return space.sample(spec["n"], spec["seed"])
 
 

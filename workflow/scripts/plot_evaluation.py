@@ -24,7 +24,9 @@ FIGURES = {
     "fig_bias_histograms": lambda: plotting.plot_bias_histograms(tables()),
     "fig_std_histograms": lambda: plotting.plot_std_ratio_histograms(tables()),
     "fig_bias_variance_histograms": lambda: plotting.plot_bias_variance_histograms(tables()),
-    "fig_snr_contributions": lambda: plotting.plot_snr_contributions(tables()),
+    "fig_snr_contributions": lambda: plotting.plot_snr_contributions(
+        {loss: summarize(t) for loss, t in tables().items()}),
+    "fig_snr_bias_std": lambda: plotting.plot_snr_bias_std(tables()),
     "fig_parameter_contributions": lambda: plotting.plot_parameter_contributions(
         {loss: summarize(t) for loss, t in tables().items()}),
 }

@@ -1,11 +1,11 @@
-"""Adapter: per-parameter bias/variance parts over SNR (logic in crbnet.evaluation)."""
+"""Adapter: Monte-Carlo bias/variance tables at several SNRs (logic in crbnet.evaluation)."""
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
 
 from crbnet.estimator import Estimator  # noqa: E402
-from crbnet.evaluation import evaluate_file, summarize  # noqa: E402
+from crbnet.evaluation import evaluate_file  # noqa: E402
 from crbnet.io import write_csv  # noqa: E402
 from crbnet.runtime import logged  # noqa: E402
 
@@ -13,4 +13,4 @@ sm = snakemake  # noqa: F821
 with logged(sm.log[0], sm.threads):
     table = evaluate_file(Estimator.load(sm.input.model), sm.input.dataset, sm.params.snrs, sm.params.realizations,
                           sm.params.seed, sm.params.fingerprints)
-    write_csv(summarize(table), sm.output.table)
+    write_csv(table, sm.output.table)
