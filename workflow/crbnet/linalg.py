@@ -36,7 +36,7 @@ def dsolve(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def _squarings(x: torch.Tensor) -> int:
-    norm = x.abs().sum(dim=-2).amax()  # largest 1-norm in the batch
+    norm = x.detach().abs().sum(dim=-2).amax()  # largest 1-norm in the batch (a step count, not differentiated)
     return max(0, math.ceil(math.log2(max(float(norm), 1e-300) / _THETA)))
 
 
