@@ -126,6 +126,12 @@ def grid_axis(wildcards, axis):
     return exp["datasets"][figure_settings(exp)["grid_split"]]["grid"][axis]["name"]
 
 
+def sweep_axis(wildcards):
+    """Name of the swept parameter of the sweep split (a 1-D grid)."""
+    exp = experiment(wildcards)
+    return exp["datasets"][exp["evaluation"]["sweep"]["split"]]["grid"]["x"]["name"]
+
+
 def grid_axis_param(axis, enabled):
     """Params function for the grid axis (bound now, not in a loop's closure), or None for other figures."""
     return (lambda wildcards: grid_axis(wildcards, axis)) if enabled else None
@@ -143,6 +149,8 @@ def network_figures(exp):
         names.append("grid_bias_std")
     if "snr_sweep" in ev:
         names += ["snr_contributions", "snr_bias_std"]
+    if "sweep" in ev:
+        names.append("sweep_boxplots")
     return names
 
 
@@ -162,6 +170,8 @@ def all_outputs():
             out += expand(f"{RESULTS}/{name}/eval/{{loss}}_{{split}}.csv", loss=trained, split=ev.get("splits", []))
             if "snr_sweep" in ev:
                 out += expand(f"{RESULTS}/{name}/eval/snr_sweep/{{loss}}.csv", loss=trained)
+            if "sweep" in ev:
+                out += expand(f"{RESULTS}/{name}/eval/sweep/{{loss}}.csv", loss=trained)
             out += expand(f"{RESULTS}/{name}/figures/{{figure}}.png", figure=network_figures(exp))
             if figure_settings(exp)["test_split"] in ev.get("splits", []):
                 out.append(f"{RESULTS}/{name}/tables/summary.csv")
@@ -174,7 +184,8 @@ def write_report():
     html = Path(RESULTS) / "report.html"
     settings = Path(RESULTS) / "report_config.yaml"
     settings.write_text(yaml.safe_dump({**config, "experiments": EXPERIMENTS}, sort_keys=False))
-    command = [sys.executable, "-m", "snakemake", "--nolock", "--report", str(html), "--configfile", str(settings)]
+    command = [sys.executable, "-m", "snakemake", "--nolock", "--report", str(html), "--configfile", str(settings),
+               "--replace-workflow-config"]
     print("writing", html, file=sys.stderr)
     if subprocess.run(command, capture_output=True, text=True).returncode != 0:
         print(f"report failed; rerun: {' '.join(command)}", file=sys.stderr)

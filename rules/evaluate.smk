@@ -14,7 +14,7 @@ rule evaluate:
         f"{RESULTS}/{{experiment}}/logs/evaluate_{{loss}}_{{split}}.log",
     benchmark:
         f"{RESULTS}/{{experiment}}/benchmarks/evaluate_{{loss}}_{{split}}.tsv"
-    threads: 2
+    threads: 4
     resources:
         mem_mb=8000,
         runtime=120,
@@ -41,7 +41,7 @@ rule snr_sweep:
         f"{RESULTS}/{{experiment}}/logs/snr_sweep_{{loss}}.log",
     benchmark:
         f"{RESULTS}/{{experiment}}/benchmarks/snr_sweep_{{loss}}.tsv"
-    threads: 2
+    threads: 4
     resources:
         mem_mb=8000,
         runtime=120,
@@ -49,3 +49,26 @@ rule snr_sweep:
         "../envs/training.yaml"
     script:
         "../workflow/scripts/snr_sweep.py"
+
+
+rule sweep_estimates:
+    """Every estimate over a 1-D parameter sweep at one SNR, for box plots and Welch t-tests (Mao Fig. 1)."""
+    input:
+        model=f"{RESULTS}/{{experiment}}/models/{{loss}}.pt",
+        dataset=lambda wc: data_file(wc, evaluation(wc)["sweep"]["split"]),
+    output:
+        table=f"{RESULTS}/{{experiment}}/eval/sweep/{{loss}}.csv",
+    params:
+        snr=lambda wc: evaluation(wc)["sweep"].get("snr", 20),
+        realizations=lambda wc: evaluation(wc)["sweep"].get("realizations", 100),
+        seed=lambda wc: evaluation(wc).get("seed", 0),
+    log:
+        f"{RESULTS}/{{experiment}}/logs/sweep_estimates_{{loss}}.log",
+    threads: 4
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        "../envs/training.yaml"
+    script:
+        "../workflow/scripts/sweep_estimates.py"

@@ -52,6 +52,7 @@ NETWORK_FIGURES = {
     "parameter_contributions": (TEST, "Bias and variance"),
     "snr_contributions": ("{results}/{experiment}/eval/snr_sweep/{loss}.csv", "Bias and variance"),
     "snr_bias_std": ("{results}/{experiment}/eval/snr_sweep/{loss}.csv", "Bias and variance"),
+    "sweep_boxplots": ("{results}/{experiment}/eval/sweep/{loss}.csv", "Bias and variance"),
 }
 
 
@@ -70,6 +71,7 @@ for figure, (pattern, category) in NETWORK_FIGURES.items():
             x=grid_axis_param("x", figure == "grid_bias_std"),
             y=grid_axis_param("y", figure == "grid_bias_std"),
             parameter=lambda wc: figure_settings(experiment(wc))["grid_parameter"],
+            swept=(lambda wc: sweep_axis(wc)) if figure == "sweep_boxplots" else None,
         log:
             f"{RESULTS}/{{experiment}}/logs/fig_{figure}.log",
         threads: 1

@@ -13,7 +13,7 @@ rule train_network:
         f"{RESULTS}/{{experiment}}/logs/train_{{loss}}.log",
     benchmark:
         f"{RESULTS}/{{experiment}}/benchmarks/train_{{loss}}.tsv"
-    threads: 2
+    threads: 8  # capped at --cores; torch uses them for the matrix products
     resources:
         gpu=1,
         mem_mb=8000,

@@ -7,6 +7,7 @@ import json
 import h5py
 import nibabel as nib
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -164,3 +165,29 @@ def test_cli_fit_errors(trained, tmp_path, capsys, case, message):
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
     assert not out.exists() and not any(p.name.startswith(".") for p in tmp_path.iterdir())
+
+
+def test_raw_estimates_match_the_monte_carlo_summary(trained):
+    """Both read the same seeded noise stream: the mean of the raw estimates is the Monte-Carlo mean."""
+    from crbnet.evaluation import estimates_table
+
+    _, est, ex = trained
+    part = ex.subset(slice(0, 7))
+    raw = estimates_table(est, part, snr=30.0, realizations=11, seed=2)
+    assert len(raw) == 7 * 11 * 2 and set(raw.realization) == set(range(11))
+    summary = monte_carlo(est, part, snr=30.0, realizations=11, seed=2)
+    means = raw.groupby(["fingerprint", "parameter"]).estimate.mean()
+    expected = summary.set_index(["fingerprint", "parameter"])["mean"]
+    np.testing.assert_allclose(means.loc[expected.index], expected, rtol=1e-10)
+    np.testing.assert_allclose(raw.true.to_numpy().reshape(11, 7, 2)[0], part.parameters.numpy())
+
+
+def test_welch_tests_detect_a_shift_only_where_there_is_one():
+    from crbnet.evaluation import welch_tests
+
+    rng = np.random.default_rng(0)
+    rows = lambda shift: pd.DataFrame({  # noqa: E731
+        "at_R2f": np.repeat([10.0, 20.0], 200), "parameter": "m0s", "true": 0.2,
+        "estimate": 0.2 + rng.normal(0, 0.01, 400) + np.repeat([0.0, shift], 200)})
+    table = welch_tests(rows(0.0), rows(0.01), "R2f").set_index("value")
+    assert table.loc[10.0, "p"] > 1e-3 and table.loc[20.0, "p"] < 1e-10

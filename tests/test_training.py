@@ -110,3 +110,14 @@ def test_non_identifiable_examples_are_refused(sets):
     cfg = _config(epochs=1)
     with pytest.raises(ValueError, match="1 of 64 training examples have infinite CRBs"):
         train(build_estimator(broken, basis, cfg), broken, va, cfg, CPU, progress=False)
+
+
+def test_bias_reduced_keeps_batchnorm_statistics(sets):
+    basis, tr, va = sets
+    crb_net, _ = _run(sets, _config(epochs=2))
+    before = {k: v.clone() for k, v in crb_net.net.state_dict().items() if "running" in k}
+    cfg = _config(loss="bias_reduced", epochs=1, realizations=8, batch_size=16)
+    train(crb_net, tr, va, cfg, CPU, progress=False)
+    after = crb_net.net.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert not torch.equal(_weights(crb_net)[:100], _weights(_run(sets, _config(epochs=2))[0])[:100])  # it trained

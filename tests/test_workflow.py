@@ -48,7 +48,7 @@ def test_tiny_end_to_end(tmp_path):
     assert run.returncode == 0, run.stdout + run.stderr
     exp = out / "tiny"
     figures = ("sequence", "crb_slice", "loss_curves", "grid_bias_std", "bias_histograms", "std_histograms",
-               "bias_variance_histograms", "parameter_contributions", "snr_contributions", "snr_bias_std")
+               "bias_variance_histograms", "parameter_contributions", "snr_contributions", "snr_bias_std", "sweep_boxplots")
     for figure in figures:
         for ext in ("png", "pdf"):
             assert (exp / "figures" / f"{figure}.{ext}").stat().st_size > 1000
@@ -71,6 +71,9 @@ def test_tiny_end_to_end(tmp_path):
             table = pd.read_csv(exp / "eval" / f"{loss}_{split}.csv")
             assert len(table) == 3 * n and set(table.parameter) == {"m0s", "T1", "T2f"}
             assert np.all(np.isfinite(table[["bias", "variance", "crb"]])) and np.all(table.variance > 0)
+        raw = pd.read_csv(exp / "eval" / "sweep" / f"{loss}.csv")  # 3 sweep values x 8 realizations x 3 parameters
+        assert len(raw) == 72 and sorted(set(raw.at_T2f)) == pytest.approx([0.04, 0.08, 0.12])
+        assert np.all(np.isfinite(raw.estimate))
         sweep = pd.read_csv(exp / "eval" / "snr_sweep" / f"{loss}.csv")  # one point, two SNRs, three parameters
         assert len(sweep) == 6 and sorted(set(sweep.snr)) == [10, 50]
         assert np.all(sweep.at_T1 == 1.0) and np.all(sweep.at_T2f == 0.08) and np.all(sweep.variance > 0)
@@ -94,3 +97,14 @@ def test_tiny_end_to_end(tmp_path):
     again = _snakemake("-n", *args)
     assert "Nothing to be done" in again.stdout + again.stderr
     shutil.rmtree(out)
+
+
+def test_readme_worked_example_dry_runs(tmp_path):
+    if not (REFERENCE / "control_MT_v3p2_TR3p5ms_discretized.mat").exists():
+        pytest.skip("the published control (../shared/reference) is not available")
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("```yaml\n# my.yaml", 1)[1].split("\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "my.yaml").write_text(block)
+    run = _snakemake("-n", "--cores", "1", "--configfile", str(tmp_path / "my.yaml"), "--config", f"results={tmp_path}")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "published" in run.stdout and "/default/" not in run.stdout  # only the example's experiment

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
+from scipy import stats
 
 from crbnet.data import FingerprintSet, NoiseModel, generator, load_examples, read_parameters
 from crbnet.estimator import Estimator
@@ -15,33 +16,56 @@ from crbnet.losses import bias_variance
 from crbnet.runtime import progress as progress_bar
 
 
+def noisy_estimates(estimator: Estimator, examples: FingerprintSet, snr: float, realizations: int, seed: int,
+                    rows_per_batch: int = 262144, progress: bool = False
+                    ) -> Iterator[tuple[slice, torch.Tensor, torch.Tensor]]:
+    """Yield (rows, estimates (R, b, Pe), CRBs (b, Pe)) over chunks of the examples at SNR = |M0| / sigma.
+
+    Each fingerprint gets |M0| = 1 with a random phase and ``realizations`` noise draws, seeded by (seed, snr)."""
+    if list(estimator.names) != list(examples.names):
+        raise ValueError(f"estimator outputs {estimator.names} but the examples hold {examples.names}")
+    gen = generator(seed, f"monte_carlo/{snr:g}")
+    M0, sigma = NoiseModel(snr=(snr, snr)).draw(len(examples), gen)
+    step = max(1, rows_per_batch // realizations)
+    for start in progress_bar(range(0, len(examples), step), desc=f"monte carlo snr={snr:g}", disable=not progress):
+        rows = slice(start, min(start + step, len(examples)))
+        y, crb = examples.subset(rows).noisy(M0[rows], sigma[rows], gen, realizations)
+        yield rows, torch.as_tensor(estimator.predict(y.flatten(0, 1).numpy())).unflatten(0, y.shape[:2]), crb
+
+
 def monte_carlo(estimator: Estimator, examples: FingerprintSet, snr: float, realizations: int, seed: int,
                 rows_per_batch: int = 262144, progress: bool = False) -> pd.DataFrame:
     """Bias, variance and CRB per fingerprint and estimated parameter at SNR = |M0| / sigma.
 
-    Each fingerprint gets |M0| = 1 with a random phase and ``realizations`` noise draws. Returns a long table
-    (fingerprint, parameter, unit, snr, true, mean, bias, variance, crb, crb_domain) with variance over the
-    realizations (1/R), so bias^2 + variance is the mean squared error."""
-    if list(estimator.names) != list(examples.names):
-        raise ValueError(f"estimator outputs {estimator.names} but the examples hold {examples.names}")
-    noise = NoiseModel(snr=(snr, snr))
-    gen = generator(seed, f"monte_carlo/{snr:g}")
-    M0, sigma = noise.draw(len(examples), gen)
-    step = max(1, rows_per_batch // realizations)
+    Returns a long table (fingerprint, parameter, unit, snr, true, mean, bias, variance, crb, crb_domain) with
+    variance over the realizations (1/R), so bias^2 + variance is the mean squared error."""
     frames = []
-    for start in progress_bar(range(0, len(examples), step), desc=f"monte carlo snr={snr:g}", disable=not progress):
-        part = examples.subset(slice(start, start + step))
-        rows = slice(start, start + step)
-        y, crb = part.noisy(M0[rows], sigma[rows], gen, realizations)
-        est = torch.as_tensor(estimator.predict(y.flatten(0, 1).numpy())).unflatten(0, y.shape[:2])
-        bv = bias_variance(est, part.parameters)
+    for rows, est, crb in noisy_estimates(estimator, examples, snr, realizations, seed, rows_per_batch, progress):
+        truth = examples.parameters[rows]
+        bv = bias_variance(est, truth)
         for k, name in enumerate(examples.names):
             frames.append(pd.DataFrame({
-                "fingerprint": np.arange(rows.start, rows.start + len(part)), "parameter": name,
-                "unit": examples.units[k], "snr": snr, "true": part.parameters[:, k].numpy(),
-                "mean": bv.mean[:, k].numpy(), "bias": bv.bias[:, k].numpy(), "variance": bv.variance[:, k].numpy(),
-                "crb": crb[:, k].numpy(), "crb_domain": examples.crb_domain,
+                "fingerprint": np.arange(rows.start, rows.stop), "parameter": name, "unit": examples.units[k],
+                "snr": snr, "true": truth[:, k].numpy(), "mean": bv.mean[:, k].numpy(), "bias": bv.bias[:, k].numpy(),
+                "variance": bv.variance[:, k].numpy(), "crb": crb[:, k].numpy(), "crb_domain": examples.crb_domain,
             }))
+    return pd.concat(frames, ignore_index=True)
+
+
+def estimates_table(estimator: Estimator, examples: FingerprintSet, snr: float, realizations: int,
+                    seed: int) -> pd.DataFrame:
+    """Every estimate: a long table (fingerprint, realization, parameter, snr, true, estimate, crb) for box plots
+    and tests on the raw distribution (Mao Fig. 1). Meant for small sets."""
+    frames = []
+    for rows, est, crb in noisy_estimates(estimator, examples, snr, realizations, seed):
+        r, b, p = est.shape
+        index = np.indices((r, b, p)).reshape(3, -1)
+        frames.append(pd.DataFrame({
+            "fingerprint": index[1] + rows.start, "realization": index[0],
+            "parameter": np.asarray(examples.names)[index[2]], "snr": snr,
+            "true": examples.parameters[rows].numpy()[index[1], index[2]], "estimate": est.numpy().ravel(),
+            "crb": crb.numpy()[index[1], index[2]],
+        }))
     return pd.concat(frames, ignore_index=True)
 
 
@@ -70,6 +94,13 @@ def evaluate_file(estimator: Estimator, path: str | Path, snrs: Sequence[float],
     return pd.concat(tables, ignore_index=True).join(values, on="fingerprint")
 
 
+def estimates_file(estimator: Estimator, path: str | Path, snr: float, realizations: int, seed: int) -> pd.DataFrame:
+    """``estimates_table`` of a dataset file with every parameter value as ``at_{name}`` columns."""
+    examples = load_examples(path, estimator.basis, estimator.names)
+    table = estimates_table(estimator, examples, snr, realizations, seed)
+    return table.join(read_parameters(path).add_prefix("at_"), on="fingerprint")
+
+
 def headline_table(histories: dict[str, pd.DataFrame], tests: dict[str, pd.DataFrame],
                    grids: dict[str, pd.DataFrame] | None = None, grid_parameter: str = "T2f") -> pd.DataFrame:
     """One row per network: final training/validation losses, the test set's CRB-loss with its bias and variance
@@ -88,4 +119,16 @@ def headline_table(histories: dict[str, pd.DataFrame], tests: dict[str, pd.DataF
             g = grids[loss]
             row[f"grid_mean_abs_bias_{grid_parameter}"] = g[g.parameter == grid_parameter].bias.abs().mean()
         rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def welch_tests(a: pd.DataFrame, b: pd.DataFrame, swept: str) -> pd.DataFrame:
+    """Welch's unequal-variances t-test of the errors (estimate - true) of two estimators at each value of the swept
+    parameter and each estimated parameter: (value, parameter, t, p). Tables come from ``estimates_file``."""
+    rows = []
+    key = f"at_{swept}"
+    for (value, name), ga in a.groupby([key, "parameter"], sort=True):
+        gb = b[(b[key] == value) & (b.parameter == name)]
+        t, p = stats.ttest_ind(ga.estimate - ga.true, gb.estimate - gb.true, equal_var=False)
+        rows.append({"value": value, "parameter": name, "t": t, "p": p})
     return pd.DataFrame(rows)

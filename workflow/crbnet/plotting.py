@@ -251,3 +251,44 @@ def plot_snr_bias_std(sweeps: dict[str, pd.DataFrame]) -> plt.Figure:
     sns.despine(fig)
     fig.tight_layout()
     return fig
+
+
+def plot_sweep_boxplots(tables: dict[str, pd.DataFrame], swept: str, alpha: float = 1e-3) -> plt.Figure:
+    """Mao Fig. 1: box plots of the estimates over a 1-D sweep of ``swept``, per network, with the true values
+    (red) and an asterisk where Welch's t-test finds the errors of the CRB and bias-reduced networks (else the first
+    two) different at p < ``alpha``."""
+    from crbnet.evaluation import welch_tests
+
+    _style()
+    losses = list(tables)
+    first = tables[losses[0]]
+    names = list(dict.fromkeys(first.parameter))
+    values = np.sort(first[f"at_{swept}"].unique())
+    pair = ("crb", "bias_reduced") if {"crb", "bias_reduced"} <= set(losses) else tuple(losses[:2])
+    tests = welch_tests(tables[pair[0]], tables[pair[1]], swept) if len(pair) == 2 else None
+    fig, axes = plt.subplots(1, len(names), figsize=(3.6 * len(names), 3.4), squeeze=False)
+    width = 0.8 / len(losses)
+    sx, sunit = _display(swept)
+    for ax, name in zip(axes[0], names):
+        scale, unit = _display(name)
+        for k, loss in enumerate(losses):
+            t = tables[loss][tables[loss].parameter == name]
+            data = [t[t[f"at_{swept}"] == v].estimate * scale for v in values]
+            pos = np.arange(len(values)) + (k - (len(losses) - 1) / 2) * width
+            ax.boxplot(data, positions=pos, widths=width * 0.9, showfliers=False, patch_artist=True,
+                       boxprops={"facecolor": LOSS_COLORS[loss], "alpha": 0.5}, medianprops={"color": "k"})
+        truth = [first[(first[f"at_{swept}"] == v) & (first.parameter == name)].true.iloc[0] * scale for v in values]
+        ax.hlines(truth, np.arange(len(values)) - 0.45, np.arange(len(values)) + 0.45, color="C3", lw=1.2)
+        if tests is not None:
+            top = ax.get_ylim()[1]
+            for i, v in enumerate(values):
+                p = tests[(tests.value == v) & (tests.parameter == name)].p.iloc[0]
+                if p < alpha:
+                    ax.text(i, top, "*", ha="center", va="bottom")
+        ax.set_xticks(np.arange(len(values)), [f"{v * sx:.3g}" for v in values], rotation=45)
+        ax.set(title=name, xlabel=f"{swept} ({sunit})", ylabel=f"{name} ({unit})")
+    handles = [plt.Rectangle((0, 0), 1, 1, color=LOSS_COLORS[loss], alpha=0.5) for loss in losses]
+    axes[0, 0].legend(handles, [LOSS_LABELS[loss] for loss in losses], frameon=False, fontsize=7)
+    sns.despine(fig)
+    fig.tight_layout()
+    return fig

@@ -27,6 +27,7 @@ FIGURES = {
     "fig_snr_contributions": lambda: plotting.plot_snr_contributions(
         {loss: summarize(t) for loss, t in tables().items()}),
     "fig_snr_bias_std": lambda: plotting.plot_snr_bias_std(tables()),
+    "fig_sweep_boxplots": lambda: plotting.plot_sweep_boxplots(tables(), sm.params.swept),
     "fig_parameter_contributions": lambda: plotting.plot_parameter_contributions(
         {loss: summarize(t) for loss, t in tables().items()}),
 }
