@@ -228,7 +228,7 @@ def plot_parameter_contributions(summaries: dict[str, pd.DataFrame]) -> plt.Figu
 
 
 def plot_snr_bias_std(sweeps: dict[str, pd.DataFrame]) -> plt.Figure:
-    """Mao Fig. 2: bias (dashed) and standard deviation (solid) relative to the true value versus SNR, mean over
+    """Mao Fig. 2: bias (dashed) and standard deviation (solid) relative to the true value versus SNR, median over
     the sweep's fingerprints, per network; black: an efficient estimator (no bias, std = sqrt(CRB))."""
     _style()
     first = next(iter(sweeps.values()))
@@ -238,15 +238,15 @@ def plot_snr_bias_std(sweeps: dict[str, pd.DataFrame]) -> plt.Figure:
         for loss, t in sweeps.items():
             rows = t[t.parameter == name].assign(rel_bias=lambda r: r.bias / r.true,
                                                  rel_std=lambda r: np.sqrt(r.variance) / r.true)
-            m = rows.groupby("snr")[["rel_bias", "rel_std"]].mean()
+            m = rows.groupby("snr")[["rel_bias", "rel_std"]].median()
             ax.plot(m.index, 100 * m.rel_bias, "--", color=LOSS_COLORS[loss])
             ax.plot(m.index, 100 * m.rel_std, "-", color=LOSS_COLORS[loss], label=LOSS_LABELS[loss])
         rows = first[first.parameter == name]
-        eff = (np.sqrt(rows.crb) / rows.true).groupby(rows.snr).mean()
+        eff = (np.sqrt(rows.crb) / rows.true).groupby(rows.snr).median()
         ax.plot(eff.index, 100 * eff, "-", color="k", lw=1, label="efficient")
         ax.axhline(0, color="k", lw=0.6, ls=":")
         ax.set(xscale="log", title=name, xlabel=r"SNR $|M_0|/\sigma$")
-    axes[0, 0].set_ylabel("bias (dashed), std (solid) in % of the true value")
+    axes[0, 0].set_ylabel("% of the true value\n(bias dashed, std solid)")
     axes[0, 0].legend(frameon=False, fontsize=7)
     sns.despine(fig)
     fig.tight_layout()
@@ -286,7 +286,8 @@ def plot_sweep_boxplots(tables: dict[str, pd.DataFrame], swept: str, alpha: floa
                 if p < alpha:
                     ax.text(i, top, "*", ha="center", va="bottom")
         ax.set_xticks(np.arange(len(values)), [f"{v * sx:.3g}" for v in values], rotation=45)
-        ax.set(title=name, xlabel=f"{swept} ({sunit})", ylabel=f"{name} ({unit})")
+        ax.set_title(name, pad=14)
+        ax.set(xlabel=f"{swept} ({sunit})", ylabel=f"{name} ({unit})")
     handles = [plt.Rectangle((0, 0), 1, 1, color=LOSS_COLORS[loss], alpha=0.5) for loss in losses]
     axes[0, 0].legend(handles, [LOSS_LABELS[loss] for loss in losses], frameon=False, fontsize=7)
     sns.despine(fig)
