@@ -58,3 +58,17 @@ def test_folding_is_exact(norm):
         torch.testing.assert_close(folded(x), net.eval()(x), rtol=1e-4, atol=1e-5)
     if norm == "batch":
         assert not any(isinstance(n, nn.BatchNorm1d) for n in folded.norms)
+
+
+def test_bf16_path_runs_only_the_wide_layers_in_bfloat16():
+    net = _net()
+    net.train()
+    net(torch.randn(256, 26))  # running statistics
+    folded = net.folded(bf16=True)
+    dtypes = [lin.weight.dtype for lin in folded.linears]
+    assert dtypes == [torch.float32] * 2 + [torch.bfloat16] * 7 + [torch.float32] * 5  # 256->512 ... 384->256
+    x = torch.randn(500, 26)
+    with torch.no_grad():
+        exact, fast = net.eval()(x), folded(x)
+    assert fast.dtype == torch.float32
+    assert torch.all((fast - exact).abs().median(dim=0).values < 0.01 * exact.std(dim=0))

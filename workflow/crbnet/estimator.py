@@ -85,19 +85,18 @@ class Estimator:
         """Estimates (n, Pe) float64 in physical units from complex coefficients or fingerprints (n, ...).
 
         Inference folds BatchNorm into the linear layers and runs in batches small enough for the activations to
-        stay in cache; ``precision='bf16'`` runs the network in bfloat16."""
+        stay in cache; ``precision='bf16'`` runs the wide layers in bfloat16 (ResidualMLP.folded)."""
         if isinstance(data, torch.Tensor):
             data = data.cpu().numpy()
         c = self.coefficients(np.asarray(data))
-        dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}.get(precision)
-        if dtype is None:
+        if precision not in ("fp32", "bf16"):
             raise ModelError(f"precision must be fp32 or bf16, got '{precision}'")
-        net = self.net.folded().to(device=device, dtype=dtype)
+        net = self.net.folded(bf16=precision == "bf16").to(device=device)
         out = np.empty((c.shape[0], len(self.names)), dtype=np.float64)
         with torch.inference_mode():
             for start in range(0, c.shape[0], batch):
                 chunk = torch.as_tensor(c[start: start + batch], device=device).to(torch.complex64)
-                x = normalize(chunk, self.normalization).to(dtype)
+                x = normalize(chunk, self.normalization)
                 out[start: start + batch] = net(x).double().cpu().numpy()
         return out
 
