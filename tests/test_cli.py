@@ -73,4 +73,4 @@ def test_console_script(tmp_path):
     run = subprocess.run([str(CONSOLE), "crb", "--sequence", str(DEFAULT_SEQUENCE), "--estimate", "nope",
                           "--out", str(tmp_path / "c.csv")], capture_output=True, text=True)
     assert run.returncode == 2 and run.stderr.strip() == "crbnet: error: unknown parameter 'nope' " \
-        "(known: m0s, R1f, R2f, Rx, R1s, T2s, omega0, B1, T1, T2f)"
+        "(known: m0s, R1f, R2f, Rx, R1s, T2s, omega0, B1, T1, T2f, T2)"

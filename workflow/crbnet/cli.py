@@ -18,7 +18,7 @@ from crbnet.basis import BasisError
 from crbnet.crb import scale_crb, unit_crb
 from crbnet.estimator import Estimator, ModelError
 from crbnet.io import DataError, read_voxels, write_csv, write_estimates
-from crbnet.models.qmt import QMTModel
+from crbnet.models import default_parameterization, model_for
 from crbnet.parameters import ParameterError, Parameterization, get_parameterization, infer_parameterization, parameter
 from crbnet.sequences import SequenceError, load_sequence
 
@@ -55,18 +55,18 @@ def _names(text: str | None) -> list[str]:
     return names
 
 
-def _setup(args: argparse.Namespace, wrt: list[str]) -> tuple[QMTModel, Parameterization, dict[str, float]]:
+def _setup(args: argparse.Namespace, wrt: list[str]) -> tuple[object, Parameterization, dict[str, float]]:
     given = dict(_assignment(a) for a in args.set)
-    if args.parameterization == "auto":
-        pz = infer_parameterization([*given, *wrt])
-    else:
+    sequence = load_sequence(args.sequence)
+    if args.parameterization != "auto":
         pz = get_parameterization(args.parameterization)
+    else:
+        pz = default_parameterization(sequence) or infer_parameterization([*given, *wrt])
     for name in wrt:
         if name not in pz.names:
             raise ParameterError(f"parameter '{name}' is not part of the {pz.name} parameterization ({', '.join(pz.names)})")
     values = pz.complete(given)
-    sequence = load_sequence(args.sequence)
-    return QMTModel(sequence, pz), pz, values
+    return model_for(sequence, pz), pz, values
 
 
 def _simulate(args: argparse.Namespace) -> None:
@@ -116,8 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--sequence", required=True, help="sequence YAML (config/sequences/*.yaml)")
     common.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="parameter value in SI units (s, 1/s, rad/s); unset parameters take the defaults")
-    common.add_argument("--parameterization", default="auto", choices=["auto", "canonical", "apparent_t1"],
-                        help="auto: apparent_t1 when T1 or T2f is named, else canonical")
+    common.add_argument("--parameterization", default="auto", choices=["auto", "canonical", "apparent_t1", "fisp"],
+                        help="auto: fisp for MRF-FISP sequences; for qMT apparent_t1 when T1 or T2f is named, "
+                             "else canonical")
     common.add_argument("--out", required=True, help="output CSV")
     sim = sub.add_parser("simulate", parents=[common], help="fingerprint (M0 = 1) and derivatives as CSV")
     sim.add_argument("--jacobian", metavar="NAME[,NAME...]", help="parameters to differentiate by")

@@ -46,6 +46,7 @@ _ALL = {
         Parameter("B1", "1", "relative transmit field (1 = nominal)", 0.0, 3.0, open_lower=True),
         Parameter("T1", "s", "apparent longitudinal relaxation time of both pools", 0.0, 100.0, open_lower=True),
         Parameter("T2f", "s", "transverse relaxation time of the free pool", 1e-4, 10.0),
+        Parameter("T2", "s", "transverse relaxation time (single-pool MRF-FISP model)", 1e-4, 10.0),
     ]
 }
 
@@ -106,6 +107,8 @@ PARAMETERIZATIONS = {
         # Zhang 2022 training-prior means, with T2s in the middle of its range
         {"m0s": 0.12, "T1": 1.6, "T2f": 0.1, "Rx": 44.0, "T2s": 12e-6, "omega0": 0.0, "B1": 1.0},
     ),
+    # single-pool MRF-FISP (physics.md section 5); defaults: white matter at 3 T
+    "fisp": Parameterization("fisp", ("T1", "T2", "B1"), {"T1": 0.85, "T2": 0.05, "B1": 1.0}),
 }
 
 

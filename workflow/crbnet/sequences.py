@@ -60,12 +60,39 @@ class QMTSequence:
         return h.hexdigest()
 
 
+@dataclass(frozen=True, eq=False)
+class FISPSequence:
+    """MRF-FISP train (physics.md section 5): flip angles (rad) and repetition times (s) per excitation, echo time
+    TE and inversion time TI (s), inversion efficiency eta, and the number of EPG dephasing states simulated."""
+
+    flip_angle: np.ndarray
+    TR: np.ndarray
+    TE: float
+    TI: float = 0.02
+    inversion_efficiency: float = 0.95
+    epg_states: int = 50
+    source: str = ""
+    kind: str = "mrf_fisp"
+
+    @property
+    def n_samples(self) -> int:
+        return int(self.flip_angle.size)
+
+    @property
+    def sha256(self) -> str:
+        """Content hash of what is simulated (not of the number of EPG states, a numerical setting)."""
+        h = hashlib.sha256(f"{self.kind}:{self.TE!r}:{self.TI!r}:{self.inversion_efficiency!r}".encode())
+        for a in (self.flip_angle, self.TR):
+            h.update(np.ascontiguousarray(a, dtype=np.float64).tobytes())
+        return h.hexdigest()
+
+
 @lru_cache(maxsize=1)
 def _schema() -> dict:
     return yaml.safe_load(resources.files("crbnet").joinpath("schemas/sequence.schema.yaml").read_text())
 
 
-def load_sequence(path: str | Path) -> QMTSequence:
+def load_sequence(path: str | Path) -> QMTSequence | FISPSequence:
     """Read, validate and build the sequence in ``path``; file paths inside resolve relative to it."""
     path = Path(path)
     if not path.is_file():
@@ -75,11 +102,11 @@ def load_sequence(path: str | Path) -> QMTSequence:
     except yaml.YAMLError as err:
         raise SequenceError(f"{path}: malformed YAML ({str(err).splitlines()[0]})") from None
     if not isinstance(spec, dict):
-        raise SequenceError(f"{path}: expected a mapping with 'kind', 'TR' and 'patterns'")
+        raise SequenceError(f"{path}: expected a mapping with 'kind' and the keys of that kind")
     return sequence_from_dict(spec, base=path.parent, source=str(path))
 
 
-def sequence_from_dict(spec: dict, base: Path, source: str = "<dict>") -> QMTSequence:
+def sequence_from_dict(spec: dict, base: Path, source: str = "<dict>") -> QMTSequence | FISPSequence:
     """Build a sequence from an already parsed mapping (see the schema for the keys)."""
     validator = jsonschema.Draft202012Validator(_schema())
     errors = sorted(validator.iter_errors(spec), key=lambda e: len(e.path))
@@ -87,6 +114,8 @@ def sequence_from_dict(spec: dict, base: Path, source: str = "<dict>") -> QMTSeq
         err = jsonschema.exceptions.best_match(errors)
         where = "/".join(str(p) for p in err.absolute_path) or "top level"
         raise SequenceError(f"{source}: {where}: {err.message}")
+    if spec["kind"] == "mrf_fisp":
+        return _fisp(spec, base, source)
     crushed = spec.get("crushed", "auto")
     trains: list[tuple[np.ndarray, np.ndarray]] = []
     for i, entry in enumerate(spec["patterns"]):
@@ -183,3 +212,64 @@ def parametric_pattern(n_pulses: int, alpha_deg: list, TRF_us: list, TR: float, 
     if inversion:
         alpha[0], TRF[0] = 180.0, 500e-6
     return np.deg2rad(alpha), TRF
+
+
+_UNITS = {"rad": 1.0, "deg": np.pi / 180, "s": 1.0, "ms": 1e-3}
+
+
+def _series(entry, base: Path, where: str) -> np.ndarray | None:
+    """A list, a number or a text file (``{file, unit}``) as a float array; None for a parametric entry."""
+    if isinstance(entry, int | float):
+        return np.asarray([float(entry)])
+    if isinstance(entry, list):
+        return np.asarray(entry, dtype=np.float64)
+    if "file" not in entry:
+        return None
+    path = base / entry["file"]
+    if not path.is_file():
+        raise SequenceError(f"{where}: file {path} not found")
+    try:
+        values = np.loadtxt(path, dtype=np.float64, ndmin=1)
+    except ValueError as err:
+        raise SequenceError(f"{where}: cannot read {path} ({err})") from None
+    return values * _UNITS[entry.get("unit", "rad" if where.endswith("flip_angle") else "s")]
+
+
+def fisp_lobes(amplitudes_deg: list, base_deg: float = 5.0, length: int = 190, gap: int = 10) -> np.ndarray:
+    """The project's MRF-FISP flip angles (rad): half-sine lobes ``base + (A - base) sin(pi n / (length + 1))``,
+    each followed by ``gap`` pulses of 0 deg (after Jiang et al. 2015, facts only)."""
+    n = np.arange(1, length + 1)
+    lobes = [np.r_[base_deg + (a - base_deg) * np.sin(np.pi * n / (length + 1)), np.zeros(gap)] for a in amplitudes_deg]
+    return np.deg2rad(np.concatenate(lobes))
+
+
+def fisp_smooth_tr(n: int, lower: float, upper: float) -> np.ndarray:
+    """A smooth, deterministic, noise-like TR series (s) spanning [lower, upper]."""
+    k = np.arange(n)
+    wave = np.sin(2 * np.pi * k / 223.0) * np.cos(2 * np.pi * k / 97.0 + 0.7) + 0.35 * np.sin(2 * np.pi * k / 61.0)
+    wave = (wave - wave.min()) / (wave.max() - wave.min())
+    return lower + (upper - lower) * wave
+
+
+def _fisp(spec: dict, base: Path, source: str) -> FISPSequence:
+    alpha = _series(spec["flip_angle"], base, f"{source}: flip_angle")
+    if alpha is None:
+        alpha = fisp_lobes(**spec["flip_angle"]["lobes"])
+    TR = _series(spec["TR"], base, f"{source}: TR")
+    if TR is None:
+        TR = fisp_smooth_tr(alpha.size, **spec["TR"]["smooth"])
+    elif TR.size == 1:
+        TR = np.full(alpha.size, TR[0])
+    TE = float(spec["TE"])
+    if TR.size != alpha.size:
+        raise SequenceError(f"{source}: {alpha.size} flip angles but {TR.size} repetition times")
+    if not (np.all(np.isfinite(alpha)) and np.all(np.isfinite(TR))):
+        raise SequenceError(f"{source}: flip angles and TRs must be finite")
+    if np.any(alpha < 0) or np.any(alpha > ALPHA_MAX + 1e-9):
+        raise SequenceError(f"{source}: flip angles must lie in [0, pi] rad (max {alpha.max():.4g}); degrees without "
+                            "'unit: deg'?")
+    if np.any(TR <= TE) or TR.max() > 1.0:
+        raise SequenceError(f"{source}: every TR must exceed TE = {TE:g} s and stay below 1 s (found {TR.min():.4g} to "
+                            f"{TR.max():.4g}); milliseconds without 'unit: ms'?")
+    return FISPSequence(alpha, TR, TE, float(spec.get("TI", 0.02)), float(spec.get("inversion_efficiency", 0.95)),
+                        int(spec.get("epg_states", 50)), source)

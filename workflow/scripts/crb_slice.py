@@ -6,7 +6,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
 
 from crbnet.io import write_csv  # noqa: E402
-from crbnet.models.qmt import QMTModel  # noqa: E402
+from crbnet.models import model_for  # noqa: E402
 from crbnet.parameters import ParameterSpace  # noqa: E402
 from crbnet.runtime import logged, pick_device  # noqa: E402
 from crbnet.sequences import load_sequence  # noqa: E402
@@ -17,6 +17,6 @@ with logged(sm.log[0], sm.threads):
     space = ParameterSpace.from_config(json.loads(sm.params.space))
     cfg = json.loads(sm.params.slice)
     axes = grid_axes(cfg["x"], cfg["y"])
-    model = QMTModel(load_sequence(sm.input.sequence), space.parameterization, pick_device(sm.params.device))
+    model = model_for(load_sequence(sm.input.sequence), space.parameterization, pick_device(sm.params.device))
     table = crb_grid(model, space.grid(axes), tuple(cfg["estimate"]), cfg.get("sigma", 0.01), progress=True)
     write_csv(table, sm.output.table)

@@ -6,7 +6,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821  (import crbnet without installing it)
 
 from crbnet.basis import Basis  # noqa: E402
-from crbnet.models.qmt import QMTModel  # noqa: E402
+from crbnet.models import model_for  # noqa: E402
 from crbnet.parameters import ParameterSpace  # noqa: E402
 from crbnet.runtime import logged, pick_device  # noqa: E402
 from crbnet.sequences import load_sequence  # noqa: E402
@@ -16,7 +16,7 @@ sm = snakemake  # noqa: F821
 with logged(sm.log[0], sm.threads):
     space = ParameterSpace.from_config(json.loads(sm.params.space))
     split = json.loads(sm.params.split)
-    model = QMTModel(load_sequence(sm.input.sequence), space.parameterization, pick_device(sm.params.device))
+    model = model_for(load_sequence(sm.input.sequence), space.parameterization, pick_device(sm.params.device))
     basis = Basis.load(sm.input.basis) if "basis" in sm.input.keys() else None
     write_dataset(sm.output.dataset, model, dataset_values(space, split), progress=True,
                   store_signals=split.get("store_signals", True), crb=split.get("crb", True), basis=basis,
