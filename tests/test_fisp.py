@@ -158,3 +158,28 @@ def test_cli_simulates_and_bounds_fisp(tmp_path):
     crb = pd.read_csv(out)
     assert list(crb.parameter) == ["T1", "T2", "B1"] and np.all(crb.sqrt_crb > 0) and np.all(np.isfinite(crb.crb))
     assert main(["simulate", "--sequence", seq, "--set", "m0s=0.1", "--out", str(out)]) == 2  # not a FISP parameter
+
+
+def test_matching_estimator_in_the_monte_carlo_evaluation():
+    """At grid points and very high SNR, dictionary matching is exact: zero bias and zero variance."""
+    from crbnet.basis import svd_basis
+    from crbnet.crb import unit_crb
+    from crbnet.data import FingerprintSet
+    from crbnet.evaluation import monte_carlo
+    from crbnet.matching import MatchingEstimator
+
+    seq = _short(30, seed=2)
+    model = FISPModel(seq, FISP)
+    axes = {"T1": np.geomspace(0.4, 2.0, 6), "T2": np.geomspace(0.03, 0.2, 5)}
+    T1, T2 = (m.ravel() for m in np.meshgrid(*axes.values(), indexing="ij"))
+    signal, jac = model.simulate({"T1": T1, "T2": T2, "B1": 1.0}, FISP.names)
+    basis = svd_basis([signal.numpy()], 10, seq.sha256)
+    estimator = MatchingEstimator.from_grid(model, basis, axes, {"B1": 1.0}, ("T1", "T2"))
+    crb = unit_crb(signal, jac, torch.as_tensor(basis.U))[:, :2]
+    examples = FingerprintSet(("T1", "T2"), ("s", "s"), torch.as_tensor(np.stack([T1, T2], 1)),
+                              torch.as_tensor(basis.project(signal.numpy()).astype(np.complex64)), crb)
+    table = monte_carlo(estimator, examples, snr=1e5, realizations=5, seed=0)
+    np.testing.assert_allclose(table.bias, 0.0, atol=1e-12)
+    np.testing.assert_allclose(table.variance, 0.0, atol=1e-12)
+    with pytest.raises(ValueError, match="no B1"):
+        MatchingEstimator(estimator.dictionary, basis, ("B1",))

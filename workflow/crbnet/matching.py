@@ -3,10 +3,13 @@ low-rank subspace, chunked to bounded memory, with M0 in closed form."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+
+from crbnet.basis import Basis
 
 # Inner products held at once (chunk x atoms) on the complex path; 2^24 complex64 values are 128 MB.
 MAX_PRODUCTS = 2**24
@@ -76,3 +79,35 @@ class Dictionary:
                 index[start: start + len(y)], inner[start: start + len(y)] = best, ip
         M0 = inner / self.norms[index]
         return MatchResult(index.numpy(), M0.numpy(), self.parameters[index.numpy()])
+
+
+class MatchingEstimator:
+    """Dictionary matching with the interface of a trained network (``names``, ``basis``, ``predict``), so the
+    Monte-Carlo evaluation treats both alike (the reference estimator of Mao's second application)."""
+
+    def __init__(self, dictionary: Dictionary, basis: Basis, names: tuple[str, ...]) -> None:
+        missing = [n for n in names if n not in dictionary.names]
+        if missing:
+            raise ValueError(f"the dictionary has no {', '.join(missing)} (it spans {', '.join(dictionary.names)})")
+        self.dictionary, self.basis, self.names = dictionary, basis, tuple(names)
+        self._columns = [dictionary.names.index(n) for n in names]
+
+    @classmethod
+    def from_grid(cls, model, basis: Basis, axes: Mapping[str, np.ndarray], fixed: Mapping[str, float],
+                  names: tuple[str, ...], chunk: int = 4096) -> MatchingEstimator:
+        """Atoms simulated with ``model`` on the grid ``axes`` (the other parameters at ``fixed``), projected on
+        ``basis``. Every parameter of the model's parameterization must be on an axis or fixed."""
+        mesh = np.meshgrid(*[np.asarray(v, dtype=np.float64) for v in axes.values()], indexing="ij")
+        grid = {k: m.ravel() for k, m in zip(axes, mesh)}
+        values = {k: grid.get(k, np.full(mesh[0].size, fixed.get(k, np.nan))) for k in model.parameterization.names}
+        atoms = np.concatenate([basis.project(model.simulate({k: v[i: i + chunk] for k, v in values.items()})[0]
+                                              .cpu().numpy()) for i in range(0, mesh[0].size, chunk)])
+        dictionary = Dictionary(atoms, np.stack([grid[k] for k in axes], axis=1), tuple(axes))
+        return cls(dictionary, basis, names)
+
+    def predict(self, data: np.ndarray, **_: object) -> np.ndarray:
+        """Matched parameters (n, len(names)) from complex coefficients (n, r) or fingerprints (n, Ns)."""
+        data = np.asarray(data)
+        if data.shape[-1] == self.basis.n_samples and data.shape[-1] != self.basis.rank:
+            data = self.basis.project(data)
+        return self.dictionary.match(data).parameters[:, self._columns]
