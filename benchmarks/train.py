@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from crbnet.basis import svd_basis
-from crbnet.data import FingerprintSet
+from crbnet.data import FingerprintSet, NoiseModel
 from crbnet.runtime import pick_device
 from crbnet.training import TrainConfig, _epoch, build_estimator
 
@@ -47,11 +47,12 @@ def main() -> None:
     on_device = examples.to(device)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    _epoch(net, opt, on_device, cfg, 0)
+    noise = NoiseModel.from_config(cfg.noise)
+    _epoch(net, opt, on_device, cfg, noise, 0)
     sync()
     tic = time.perf_counter()
     for epoch in range(args.epochs):
-        _epoch(net, opt, on_device, cfg, epoch + 1)
+        _epoch(net, opt, on_device, cfg, noise, epoch + 1)
     sync()
     train_rate = args.epochs * args.n_train / (time.perf_counter() - tic)
     net.eval().cpu()

@@ -48,7 +48,7 @@ rule snr_sweep:
     conda:
         "../envs/training.yaml"
     script:
-        "../workflow/scripts/snr_sweep.py"
+        "../workflow/scripts/evaluate.py"
 
 
 rule sweep_estimates:

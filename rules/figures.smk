@@ -71,7 +71,7 @@ for figure, (pattern, category) in NETWORK_FIGURES.items():
             x=grid_axis_param("x", figure == "grid_bias_std"),
             y=grid_axis_param("y", figure == "grid_bias_std"),
             parameter=lambda wc: figure_settings(experiment(wc))["grid_parameter"],
-            swept=(lambda wc: sweep_axis(wc)) if figure == "sweep_boxplots" else None,
+            swept=sweep_axis if figure == "sweep_boxplots" else None,
         log:
             f"{RESULTS}/{{experiment}}/logs/fig_{figure}.log",
         threads: 1

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from conftest import toy_examples
-from crbnet.basis import svd_basis
+from crbnet.basis import BasisError, svd_basis
 from crbnet.cli import main
 from crbnet.estimator import Estimator, ModelError
 from crbnet.evaluation import monte_carlo, summarize
@@ -63,7 +63,7 @@ def test_bf16_inference_is_close(trained):
 
 def test_bad_inputs_are_named(trained, tmp_path):
     path, est, _ = trained
-    with pytest.raises(ModelError, match="expects 4 coefficients or 32-sample"):
+    with pytest.raises(BasisError, match="expected 4 coefficients or 32-sample"):
         est.predict(np.ones((3, 7), dtype=np.complex64))
     with pytest.raises(ModelError, match="complex"):
         est.predict(np.ones((3, 4)))
@@ -132,7 +132,7 @@ def test_cli_fit_npy_h5_and_nifti(trained, tmp_path):
 
 @pytest.mark.parametrize("case, message", [
     ("missing_model", "does not exist"),
-    ("wrong_length", "expects 4 coefficients"),
+    ("wrong_length", "expected 4 coefficients"),
     ("other_basis", "another basis"),
     ("other_sequence", "another sequence"),
     ("mask_shape", "mask"),

@@ -115,9 +115,9 @@ def test_non_identifiable_examples_are_refused(sets):
 def test_bias_reduced_keeps_batchnorm_statistics(sets):
     basis, tr, va = sets
     crb_net, _ = _run(sets, _config(epochs=2))
-    before = {k: v.clone() for k, v in crb_net.net.state_dict().items() if "running" in k}
+    before = {k: v.clone() for k, v in crb_net.net.state_dict().items()}
     cfg = _config(loss="bias_reduced", epochs=1, realizations=8, batch_size=16)
     train(crb_net, tr, va, cfg, CPU, progress=False)
     after = crb_net.net.state_dict()
-    assert all(torch.equal(before[k], after[k]) for k in before)
-    assert not torch.equal(_weights(crb_net)[:100], _weights(_run(sets, _config(epochs=2))[0])[:100])  # it trained
+    assert all(torch.equal(before[k], after[k]) for k in before if "running" in k)
+    assert not torch.equal(before["linears.0.weight"], after["linears.0.weight"])  # while the weights trained

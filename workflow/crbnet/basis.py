@@ -57,6 +57,15 @@ class Basis:
             return signals @ torch.as_tensor(self.U.conj(), device=signals.device).to(signals.dtype)
         return signals @ self.U.conj().astype(np.result_type(signals.dtype, np.complex64))
 
+    def as_coefficients(self, data: np.ndarray) -> np.ndarray:
+        """Coefficients (n, r) from data that holds either coefficients (n, r) or fingerprints (n, Ns)."""
+        if data.shape[-1] == self.rank:
+            return data
+        if data.shape[-1] == self.n_samples:
+            return self.project(data)
+        raise BasisError(f"data has {data.shape[-1]} entries per voxel; expected {self.rank} coefficients or "
+                         f"{self.n_samples}-sample fingerprints")
+
     def spectrum_table(self) -> pd.DataFrame:
         """Squared singular values with the cumulative energy fraction, one row per index (1-based)."""
         return pd.DataFrame({"index": np.arange(1, len(self.spectrum) + 1), "squared_singular_value": self.spectrum,

@@ -73,12 +73,7 @@ class Estimator:
         """Complex coefficients (n, r) from coefficients (n, r) or fingerprints (n, Ns) of the model's sequence."""
         if not np.iscomplexobj(data):
             raise ModelError(f"expected complex coefficients or fingerprints, got {data.dtype} data")
-        if data.shape[-1] == self.rank:
-            return data
-        if data.shape[-1] == self.basis.n_samples:
-            return self.basis.project(data)
-        raise ModelError(f"data has {data.shape[-1]} entries per voxel; the model expects {self.rank} coefficients "
-                         f"or {self.basis.n_samples}-sample fingerprints")
+        return self.basis.as_coefficients(data)
 
     def predict(self, data: np.ndarray | torch.Tensor, batch: int = 4096, precision: str = "fp32",
                 device: torch.device | str = "cpu") -> np.ndarray:

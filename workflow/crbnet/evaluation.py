@@ -89,16 +89,19 @@ def evaluate_file(estimator: Estimator, path: str | Path, snrs: Sequence[float],
     examples = load_examples(path, estimator.basis, estimator.names)
     if fingerprints is not None:
         examples = examples.subset(slice(0, fingerprints))
-    values = read_parameters(path).add_prefix("at_")
     tables = [monte_carlo(estimator, examples, snr, realizations, seed, progress=progress) for snr in snrs]
-    return pd.concat(tables, ignore_index=True).join(values, on="fingerprint")
+    return _with_values(pd.concat(tables, ignore_index=True), path)
+
+
+def _with_values(table: pd.DataFrame, path: str | Path) -> pd.DataFrame:
+    """Every parameter value of each row's fingerprint as ``at_{name}`` columns."""
+    return table.join(read_parameters(path).add_prefix("at_"), on="fingerprint")
 
 
 def estimates_file(estimator: Estimator, path: str | Path, snr: float, realizations: int, seed: int) -> pd.DataFrame:
     """``estimates_table`` of a dataset file with every parameter value as ``at_{name}`` columns."""
     examples = load_examples(path, estimator.basis, estimator.names)
-    table = estimates_table(estimator, examples, snr, realizations, seed)
-    return table.join(read_parameters(path).add_prefix("at_"), on="fingerprint")
+    return _with_values(estimates_table(estimator, examples, snr, realizations, seed), path)
 
 
 def headline_table(histories: dict[str, pd.DataFrame], tests: dict[str, pd.DataFrame],

@@ -107,7 +107,4 @@ class MatchingEstimator:
 
     def predict(self, data: np.ndarray, **_: object) -> np.ndarray:
         """Matched parameters (n, len(names)) from complex coefficients (n, r) or fingerprints (n, Ns)."""
-        data = np.asarray(data)
-        if data.shape[-1] == self.basis.n_samples and data.shape[-1] != self.basis.rank:
-            data = self.basis.project(data)
-        return self.dictionary.match(data).parameters[:, self._columns]
+        return self.dictionary.match(self.basis.as_coefficients(np.asarray(data))).parameters[:, self._columns]

@@ -110,24 +110,29 @@ def _inputs(y: torch.Tensor, normalization: str) -> torch.Tensor:
     return normalize(y, normalization).to(torch.float32)
 
 
-def _validation(net: ResidualMLP, val: FingerprintSet, cfg: TrainConfig, batch: int = 8192) -> tuple[float, float]:
-    """Validation MSE (scaled) and CRB-loss with one fixed M0/noise draw (the same every epoch)."""
+def _validation_inputs(val: FingerprintSet, cfg: TrainConfig, noise: NoiseModel) -> tuple[torch.Tensor, torch.Tensor]:
+    """Network inputs and CRBs of the validation set with one fixed M0/noise draw, used every epoch."""
     gen = generator(cfg.seed, "validation")
-    M0, sigma = NoiseModel.from_config(cfg.noise).draw(len(val), gen)
+    M0, sigma = noise.draw(len(val), gen)
     y, crb = val.noisy(M0, sigma, gen)
-    x, truth = _inputs(y, cfg.normalization), val.parameters
+    return _inputs(y, cfg.normalization), crb
+
+
+def _validation(net: ResidualMLP, x: torch.Tensor, truth: torch.Tensor, crb: torch.Tensor, cfg: TrainConfig,
+                batch: int = 8192) -> tuple[float, float]:
+    """Validation MSE (scaled) and CRB-loss."""
     net.eval()
     with torch.no_grad():
-        est = torch.cat([net(x[i: i + batch]).double() for i in range(0, len(val), batch)])
+        est = torch.cat([net(x[i: i + batch]).double() for i in range(0, len(x), batch)])
     _train_mode(net, cfg)
     return (losses.mse(est, truth, net.scale.double()).item(), losses.crb_weighted(est, truth, crb).item())
 
 
-def _epoch(net: ResidualMLP, opt: torch.optim.Optimizer, train: FingerprintSet, cfg: TrainConfig,
+def _epoch(net: ResidualMLP, opt: torch.optim.Optimizer, train: FingerprintSet, cfg: TrainConfig, noise: NoiseModel,
            epoch: int) -> dict[str, float]:
     """One pass over the training set with this epoch's M0, noise and shuffling; sample-weighted means."""
     gen = generator(cfg.seed, "train", epoch)
-    M0, sigma = NoiseModel.from_config(cfg.noise).draw(len(train), gen)
+    M0, sigma = noise.draw(len(train), gen)
     order = torch.randperm(len(train), generator=gen).to(train.parameters.device)
     scale = net.scale.double()
     sums = {"loss": 0.0, "train_mse": 0.0, "train_crb": 0.0}
@@ -173,6 +178,8 @@ def train(estimator: Estimator, train_set: FingerprintSet, val_set: FingerprintS
     train_set, val_set = train_set.to(device), val_set.to(device)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.lr_step, gamma=cfg.lr_gamma)
+    noise = NoiseModel.from_config(cfg.noise)
+    val_x, val_crb = _validation_inputs(val_set, cfg, noise)
     history: list[dict] = []
     start = _resume(checkpoint_path, cfg, net, opt, sched, history)
     bar = progress_bar(range(start, cfg.epochs), initial=start, total=cfg.epochs, desc=f"train {cfg.loss}",
@@ -180,9 +187,9 @@ def train(estimator: Estimator, train_set: FingerprintSet, val_set: FingerprintS
     for epoch in bar:
         tic = time.perf_counter()
         lr = opt.param_groups[0]["lr"]
-        row = {"epoch": epoch + 1, "lr": lr, **_epoch(net, opt, train_set, cfg, epoch)}
+        row = {"epoch": epoch + 1, "lr": lr, **_epoch(net, opt, train_set, cfg, noise, epoch)}
         sched.step()
-        row["val_mse"], row["val_crb"] = _validation(net, val_set, cfg)
+        row["val_mse"], row["val_crb"] = _validation(net, val_x, val_set.parameters, val_crb, cfg)
         row["seconds"] = time.perf_counter() - tic
         history.append(row)
         bar.set_postfix(loss=f"{row['loss']:.4g}", val_crb=f"{row['val_crb']:.4g}", lr=f"{lr:.2g}")

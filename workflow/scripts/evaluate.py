@@ -1,4 +1,5 @@
-"""Adapter: Monte-Carlo bias/variance table of one split (logic in crbnet.evaluation)."""
+"""Adapter: Monte-Carlo bias/variance table of one split at one or more SNRs (rules evaluate and snr_sweep;
+logic in crbnet.evaluation)."""
 import sys
 from pathlib import Path
 
