@@ -1,4 +1,4 @@
-# crbnet: simulation -> SVD basis -> CRB tables -> network training -> Monte-Carlo evaluation -> figures. Run: snakemake --cores all
+# crbnet: simulation -> SVD basis -> CRB tables -> network training and dictionaries -> Monte-Carlo evaluation -> figures. Run: snakemake --cores all
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -12,6 +12,7 @@ include: "rules/simulate.smk"
 include: "rules/crb.smk"
 include: "rules/basis.smk"
 include: "rules/train.smk"
+include: "rules/match.smk"
 include: "rules/evaluate.smk"
 include: "rules/figures.smk"
 

@@ -30,6 +30,7 @@ wildcard_constraints:
     experiment="|".join(EXPERIMENTS),
     split="[A-Za-z0-9_-]+",
     loss="mse|crb|bias_reduced",
+    estimator="mse|crb|bias_reduced|matching",
 
 
 def experiment(wildcards):
@@ -102,20 +103,37 @@ def losses(wildcards):
     return list(experiment(wildcards)["training"]["losses"])
 
 
+def exp_estimators(exp):
+    """The trained networks (named by loss) and, with a dictionary, dictionary matching ("matching")."""
+    return list(exp["training"]["losses"]) + (["matching"] if "dictionary" in exp else [])
+
+
+def estimators(wildcards):
+    return exp_estimators(experiment(wildcards))
+
+
+def model_file(wildcards):
+    """The estimator file: models/{loss}.pt for a network, models/matching.h5 for dictionary matching."""
+    suffix = "h5" if wildcards.estimator == "matching" else "pt"
+    return f"{RESULTS}/{wildcards.experiment}/models/{wildcards.estimator}.{suffix}"
+
+
 def figure_settings(exp):
-    """Which splits the figures use, with defaults."""
-    return {"test_split": "test", "grid_split": "grid_T1_T2f", "grid_parameter": "T2f"} | exp.get("figures", {})
+    """Which splits the figures use, with defaults; grid_parameter as a list."""
+    settings = {"test_split": "test", "grid_split": "grid_T1_T2f", "grid_parameter": "T2f"} | exp.get("figures", {})
+    gp = settings["grid_parameter"]
+    return settings | {"grid_parameter": [gp] if isinstance(gp, str) else list(gp)}
 
 
-def per_loss(pattern):
-    """Input function: {loss: pattern formatted with experiment and loss} for every configured loss."""
+def per_estimator(pattern, networks_only=False):
+    """Input function: {estimator: pattern formatted with experiment and estimator (as {loss})} for every trained
+    network and, unless ``networks_only``, dictionary matching."""
 
     def inputs(wildcards):
-        return {
-            loss: pattern.format(results=RESULTS, experiment=wildcards.experiment, loss=loss, **figure_settings(
-                experiment(wildcards)))
-            for loss in losses(wildcards)
-        }
+        exp = experiment(wildcards)
+        names = losses(wildcards) if networks_only else exp_estimators(exp)
+        return {name: pattern.format(results=RESULTS, experiment=wildcards.experiment, loss=name,
+                                     **figure_settings(exp)) for name in names}
 
     return inputs
 
@@ -164,14 +182,16 @@ def all_outputs():
         if "crb_slice" in exp:
             out.append(f"{RESULTS}/{name}/figures/crb_slice.png")
         if "training" in exp:
-            trained = list(exp["training"]["losses"])
-            out += expand(f"{RESULTS}/{name}/models/{{loss}}.pt", loss=trained)
+            out += expand(f"{RESULTS}/{name}/models/{{loss}}.pt", loss=exp["training"]["losses"])
+            if "dictionary" in exp:
+                out.append(f"{RESULTS}/{name}/models/matching.h5")
+            evaluated = exp_estimators(exp)
             ev = exp.get("evaluation", {})
-            out += expand(f"{RESULTS}/{name}/eval/{{loss}}_{{split}}.csv", loss=trained, split=ev.get("splits", []))
+            out += expand(f"{RESULTS}/{name}/eval/{{e}}_{{split}}.csv", e=evaluated, split=ev.get("splits", []))
             if "snr_sweep" in ev:
-                out += expand(f"{RESULTS}/{name}/eval/snr_sweep/{{loss}}.csv", loss=trained)
+                out += expand(f"{RESULTS}/{name}/eval/snr_sweep/{{e}}.csv", e=evaluated)
             if "sweep" in ev:
-                out += expand(f"{RESULTS}/{name}/eval/sweep/{{loss}}.csv", loss=trained)
+                out += expand(f"{RESULTS}/{name}/eval/sweep/{{e}}.csv", e=evaluated)
             out += expand(f"{RESULTS}/{name}/figures/{{figure}}.png", figure=network_figures(exp))
             if figure_settings(exp)["test_split"] in ev.get("splits", []):
                 out.append(f"{RESULTS}/{name}/tables/summary.csv")

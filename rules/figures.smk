@@ -40,7 +40,8 @@ rule plot_crb_slice:
         "../workflow/scripts/plot_crb_slice.py"
 
 
-# Network figures: one rule each, all drawn by workflow/scripts/plot_evaluation.py from small tables.
+# Estimator figures: one rule each, all drawn by workflow/scripts/plot_evaluation.py from small tables; every
+# figure but the loss curves also shows dictionary matching when the experiment has a dictionary.
 HISTORY = "{results}/{experiment}/models/{loss}_history.csv"
 TEST = "{results}/{experiment}/eval/{loss}_{test_split}.csv"
 NETWORK_FIGURES = {
@@ -62,7 +63,7 @@ for figure, (pattern, category) in NETWORK_FIGURES.items():
         name:
             f"fig_{figure}"
         input:
-            unpack(per_loss(pattern)),
+            unpack(per_estimator(pattern, networks_only=figure == "loss_curves")),
         output:
             png=report(f"{RESULTS}/{{experiment}}/figures/{figure}.png",
                        caption=f"../workflow/report/{figure}.rst", category=category),
@@ -85,11 +86,11 @@ for figure, (pattern, category) in NETWORK_FIGURES.items():
 
 
 rule summary_table:
-    """Headline numbers per network (final losses, test-set bias/variance parts, std/sqrt(CRB), grid bias)."""
+    """Headline numbers per estimator (final losses, test-set bias/variance parts, std/sqrt(CRB), grid bias)."""
     input:
-        histories=lambda wc: list(per_loss(HISTORY)(wc).values()),
-        tests=lambda wc: list(per_loss(TEST)(wc).values()),
-        grids=lambda wc: list(per_loss("{results}/{experiment}/eval/{loss}_{grid_split}.csv")(wc).values())
+        histories=lambda wc: list(per_estimator(HISTORY, networks_only=True)(wc).values()),
+        tests=lambda wc: list(per_estimator(TEST)(wc).values()),
+        grids=lambda wc: list(per_estimator("{results}/{experiment}/eval/{loss}_{grid_split}.csv")(wc).values())
         if "grid_bias_std" in network_figures(experiment(wc))
         else [],
     output:
@@ -97,6 +98,7 @@ rule summary_table:
                      category="Summary"),
     params:
         losses=losses,
+        estimators=estimators,
         grid_parameter=lambda wc: figure_settings(experiment(wc))["grid_parameter"],
     log:
         f"{RESULTS}/{{experiment}}/logs/summary_table.log",

@@ -160,13 +160,16 @@ def test_cli_simulates_and_bounds_fisp(tmp_path):
     assert main(["simulate", "--sequence", seq, "--set", "m0s=0.1", "--out", str(out)]) == 2  # not a FISP parameter
 
 
-def test_matching_estimator_in_the_monte_carlo_evaluation():
-    """At grid points and very high SNR, dictionary matching is exact: zero bias and zero variance."""
+def test_matching_estimator_in_the_monte_carlo_evaluation(tmp_path):
+    """At grid points and very high SNR, dictionary matching is exact: zero bias and zero variance; the saved
+    dictionary predicts the same; grid points that break the space's constraints are left out."""
     from crbnet.basis import svd_basis
     from crbnet.crb import unit_crb
     from crbnet.data import FingerprintSet
+    from crbnet.estimator import load_estimator
     from crbnet.evaluation import monte_carlo
     from crbnet.matching import MatchingEstimator
+    from crbnet.parameters import ParameterSpace
 
     seq = _short(30, seed=2)
     model = FISPModel(seq, FISP)
@@ -174,12 +177,57 @@ def test_matching_estimator_in_the_monte_carlo_evaluation():
     T1, T2 = (m.ravel() for m in np.meshgrid(*axes.values(), indexing="ij"))
     signal, jac = model.simulate({"T1": T1, "T2": T2, "B1": 1.0}, FISP.names)
     basis = svd_basis([signal.numpy()], 10, seq.sha256)
-    estimator = MatchingEstimator.from_grid(model, basis, axes, {"B1": 1.0}, ("T1", "T2"))
+    space = ParameterSpace.from_config({"parameterization": "fisp", "parameters": {
+        "T1": {"dist": "uniform", "lower": 0.1, "upper": 3.0}, "T2": {"dist": "uniform", "lower": 0.01, "upper": 0.5},
+        "B1": 1.0}, "constraints": ["T2 <= T1"]})
+    estimator = MatchingEstimator.from_grid(model, basis, space, axes, ("T1", "T2"))
+    assert estimator.dictionary.names == ("T1", "T2", "B1") and len(estimator.dictionary) == 30
     crb = unit_crb(signal, jac, torch.as_tensor(basis.U))[:, :2]
     examples = FingerprintSet(("T1", "T2"), ("s", "s"), torch.as_tensor(np.stack([T1, T2], 1)),
                               torch.as_tensor(basis.project(signal.numpy()).astype(np.complex64)), crb)
     table = monte_carlo(estimator, examples, snr=1e5, realizations=5, seed=0)
     np.testing.assert_allclose(table.bias, 0.0, atol=1e-12)
     np.testing.assert_allclose(table.variance, 0.0, atol=1e-12)
-    with pytest.raises(ValueError, match="no B1"):
-        MatchingEstimator(estimator.dictionary, basis, ("B1",))
+
+    estimator.save(tmp_path / "matching.h5")
+    loaded = load_estimator(tmp_path / "matching.h5")
+    assert loaded.names == ("T1", "T2") and loaded.units == ("s", "s") and loaded.basis.sha256 == basis.sha256
+    noisy = examples.coefficients.numpy() * np.exp(0.7j) + 0.02 * np.random.default_rng(0).normal(size=(30, 10))
+    np.testing.assert_array_equal(loaded.predict(noisy), estimator.predict(noisy))
+
+    with pytest.raises(ValueError, match="no m0s"):
+        MatchingEstimator(estimator.dictionary, basis, ("m0s",))
+    short = MatchingEstimator.from_grid(model, basis, space, {"T1": np.array([0.02, 0.05, 1.0]),
+                                                              "T2": np.array([0.04])}, ("T1", "T2"))
+    np.testing.assert_array_equal(short.dictionary.parameters[:, 0], [0.05, 1.0])  # T2 <= T1 keeps two
+    with pytest.raises(Exception, match="another sequence"):
+        MatchingEstimator.from_grid(FISPModel(_short(30, seed=3), FISP), basis, space, axes, ("T1",))
+
+
+def test_cli_fit_with_a_dictionary(tmp_path):
+    """`crbnet fit` takes a saved dictionary like a network; a file that is not one exits 2 and writes nothing."""
+    from crbnet.basis import svd_basis
+    from crbnet.cli import main
+    from crbnet.matching import MatchingEstimator
+    from crbnet.parameters import ParameterSpace
+
+    seq = _short(30, seed=4)
+    model = FISPModel(seq, FISP)
+    space = ParameterSpace.from_config({"parameterization": "fisp", "parameters": {
+        "T1": {"dist": "uniform", "lower": 0.1, "upper": 3.0}, "T2": {"dist": "uniform", "lower": 0.01, "upper": 0.5},
+        "B1": {"dist": "uniform", "lower": 0.8, "upper": 1.2}}})
+    axes = {"T1": np.geomspace(0.3, 2.0, 5), "T2": np.geomspace(0.02, 0.2, 4), "B1": np.array([0.9, 1.1])}
+    signals = model.signal(space.grid(axes)).numpy()
+    estimator = MatchingEstimator.from_grid(model, svd_basis([signals], 8, seq.sha256), space, axes, ("T2", "T1"))
+    estimator.save(tmp_path / "dm.h5")
+    data = (signals[[3, 17, 30]] * np.array([2.0, 1j, -0.5])[:, None]).astype(np.complex64)  # full fingerprints
+    np.save(tmp_path / "data.npy", data)
+    assert main(["fit", "--model", str(tmp_path / "dm.h5"), "--data", str(tmp_path / "data.npy"),
+                 "--out", str(tmp_path / "maps.npy")]) == 0
+    grid = space.grid(axes)
+    np.testing.assert_allclose(np.load(tmp_path / "maps.npy"),
+                               np.stack([grid["T2"], grid["T1"]], 1)[[3, 17, 30]], rtol=1e-12)
+    (tmp_path / "junk.h5").write_bytes(b"not hdf5")
+    assert main(["fit", "--model", str(tmp_path / "junk.h5"), "--data", str(tmp_path / "data.npy"),
+                 "--out", str(tmp_path / "junk.npy")]) == 2
+    assert not (tmp_path / "junk.npy").exists()

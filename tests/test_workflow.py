@@ -88,16 +88,42 @@ def test_tiny_end_to_end(tmp_path):
     # sqrt(CRB) of T1 at sigma = 0.01 is a plausible fraction of T1 (percent to tens of percent)
     assert np.all((grid["sqrt_crb_T1"] / grid["T1"]).between(1e-3, 1.0))
     assert (out / "report.html").stat().st_size > 100_000  # written by the onsuccess hook
-    headline = pd.read_csv(exp / "tables" / "summary.csv").set_index("network")
+    headline = pd.read_csv(exp / "tables" / "summary.csv").set_index("estimator")
     assert list(headline.index) == ["mse", "crb", "bias_reduced"]
     assert set(headline.crb_domain) == {"coefficients"}  # normalized by the bound of what the network sees
     numbers = headline.drop(columns="crb_domain")
     assert np.all(np.isfinite(numbers)) and np.all(numbers.drop(columns=["test_snr", "epochs"]) > 0)
     np.testing.assert_allclose(headline.test_crb_loss, headline.test_bias_part + headline.test_variance_part)
     assert np.all(headline.grid_mean_abs_bias_T2f < 1.0)  # seconds: below the T2f prior range
+    _check_tiny_fisp(out / "tiny_fisp")
     again = _snakemake("-n", *args)
     assert "Nothing to be done" in again.stdout + again.stderr
     shutil.rmtree(out)
+
+
+def _check_tiny_fisp(exp):
+    """The MRF-FISP experiment: networks and dictionary matching evaluated alike, figures with both."""
+    for figure in ("sequence", "loss_curves", "grid_bias_std", "snr_bias_std", "sweep_boxplots", "bias_histograms"):
+        assert (exp / "figures" / f"{figure}.png").stat().st_size > 1000
+    with h5py.File(exp / "models" / "matching.h5") as f:
+        grid = f["parameters"][()]
+        assert list(f["parameters"].attrs["names"]) == ["T1", "T2", "B1"] and np.all(grid[:, 1] <= grid[:, 0])
+        T1, T2 = np.meshgrid(np.geomspace(0.2, 3.0, 8), np.geomspace(0.01, 0.3, 8))
+        assert len(grid) == 3 * np.sum(T2 <= T1) and f["atoms"].shape == (len(grid), 6)
+    for estimator in ("mse", "crb", "bias_reduced", "matching"):
+        table = pd.read_csv(exp / "eval" / f"{estimator}_test.csv")
+        assert len(table) == 2 * 6 and set(table.parameter) == {"T1", "T2"} and np.all(table.variance >= 0)
+        sweep = pd.read_csv(exp / "eval" / "snr_sweep" / f"{estimator}.csv")
+        assert len(sweep) == 4 and np.all(sweep.at_T1 == 0.85)
+        raw = pd.read_csv(exp / "eval" / "sweep" / f"{estimator}.csv")
+        assert len(raw) == 3 * 8 * 2 and np.all(np.isfinite(raw.estimate))
+    raw = pd.read_csv(exp / "eval" / "sweep" / "matching.csv")
+    estimates = raw[raw.parameter == "T1"].estimate.to_numpy()  # matching returns grid values (CSV: 10 digits)
+    assert np.all(np.abs(estimates[:, None] / np.geomspace(0.2, 3.0, 8) - 1).min(axis=1) < 1e-9)
+    headline = pd.read_csv(exp / "tables" / "summary.csv").set_index("estimator")
+    assert list(headline.index) == ["mse", "crb", "bias_reduced", "matching"]
+    assert np.isnan(headline.loc["matching", "val_crb_loss"]) and headline.loc["mse", "val_crb_loss"] > 0
+    assert {"grid_mean_abs_bias_T1", "grid_mean_abs_bias_T2"} <= set(headline.columns)
 
 
 def test_readme_worked_example_dry_runs(tmp_path):

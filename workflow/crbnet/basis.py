@@ -72,17 +72,32 @@ class Basis:
                              "cumulative_energy": np.cumsum(self.spectrum) / self.spectrum.sum(),
                              "in_basis": np.arange(len(self.spectrum)) < self.rank})
 
+    def check(self, sha256: str | None, sequence_sha256: str | None = None) -> None:
+        """Refuse coefficients projected onto another basis, or fingerprints of another sequence (None: unknown)."""
+        if sha256 is not None and sha256 != self.sha256:
+            raise BasisError("the data were projected onto another basis than the estimator's")
+        if sequence_sha256 is not None and sequence_sha256 != self.sequence_sha256:
+            raise BasisError("the data come from another sequence than the estimator was built for")
+
+    def to_hdf5(self, group: h5py.Group) -> None:
+        """Write U, the spectrum and the hashes into an open HDF5 file or group."""
+        group.create_dataset("U", data=self.U)
+        group.create_dataset("spectrum", data=self.spectrum)
+        group.attrs.update({"sequence_sha256": self.sequence_sha256, "basis_sha256": self.sha256,
+                            "rank": self.rank, "energy": self.energy})
+
+    @classmethod
+    def from_hdf5(cls, group: h5py.Group) -> Basis:
+        return cls(group["U"][()], group["spectrum"][()], str(group.attrs["sequence_sha256"]))
+
     def save(self, path: str | Path) -> None:
         with atomic_hdf5(path) as f:
-            f.create_dataset("U", data=self.U)
-            f.create_dataset("spectrum", data=self.spectrum)
-            f.attrs.update({"sequence_sha256": self.sequence_sha256, "basis_sha256": self.sha256,
-                            "rank": self.rank, "energy": self.energy})
+            self.to_hdf5(f)
 
     @classmethod
     def load(cls, path: str | Path) -> Basis:
         with h5py.File(path, "r") as f:
-            return cls(f["U"][()], f["spectrum"][()], str(f.attrs["sequence_sha256"]))
+            return cls.from_hdf5(f)
 
 
 def gram(chunks: Iterable[np.ndarray]) -> np.ndarray:

@@ -16,7 +16,7 @@ import pandas as pd
 
 from crbnet.basis import BasisError
 from crbnet.crb import scale_crb, unit_crb
-from crbnet.estimator import Estimator, ModelError
+from crbnet.estimator import ModelError, load_estimator
 from crbnet.io import DataError, read_voxels, write_csv, write_estimates
 from crbnet.models import default_parameterization, model_for
 from crbnet.parameters import ParameterError, Parameterization, get_parameterization, infer_parameterization, parameter
@@ -101,9 +101,9 @@ def _crb(args: argparse.Namespace) -> None:
 def _fit(args: argparse.Namespace) -> None:
     if args.batch < 1:
         raise UsageError(f"--batch must be positive, got {args.batch}")
-    estimator = Estimator.load(args.model)
+    estimator = load_estimator(args.model)
     data = read_voxels(args.data, args.mask)
-    estimator.check_basis(data.attrs.get("basis_sha256"), data.attrs.get("sequence_sha256"))
+    estimator.basis.check(data.attrs.get("basis_sha256"), data.attrs.get("sequence_sha256"))
     estimates = estimator.predict(data.values, batch=args.batch, precision=args.precision)
     write_estimates(args.out, estimates, list(estimator.names), list(estimator.units), data,
                     {"model": str(args.model), "precision": args.precision})
@@ -129,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     crb.add_argument("--sigma", type=float, default=1.0, help="noise std per real channel, relative to |M0| = 1")
     crb.set_defaults(run=_crb)
     fit = sub.add_parser("fit", help="apply a trained model to coefficient or fingerprint arrays")
-    fit.add_argument("--model", required=True, help="model file written by training (.pt)")
+    fit.add_argument("--model", required=True, help="trained network (.pt) or dictionary-matching estimator (.h5)")
     fit.add_argument("--data", required=True,
                      help="complex coefficients or fingerprints (..., K): .npy, .h5 (dataset 'coefficients' or "
                           "'signals'), .nii/.nii.gz")

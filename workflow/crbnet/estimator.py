@@ -14,6 +14,7 @@ import torch
 
 from crbnet.basis import Basis, BasisError, normalize
 from crbnet.io import atomic_path
+from crbnet.matching import MatchingEstimator
 from crbnet.nets import ResidualMLP
 
 FORMAT = "crbnet-estimator/1"
@@ -95,9 +96,13 @@ class Estimator:
                 out[start: start + batch] = net(x).double().cpu().numpy()
         return out
 
-    def check_basis(self, sha256: str | None, sequence_sha256: str | None = None) -> None:
-        """Refuse coefficients computed with another basis or fingerprints of another sequence."""
-        if sha256 is not None and sha256 != self.basis.sha256:
-            raise BasisError("the data were projected onto another basis than the model was trained with")
-        if sequence_sha256 is not None and sequence_sha256 != self.basis.sequence_sha256:
-            raise BasisError("the data come from another sequence than the model was trained for")
+
+def load_estimator(path: str | Path) -> Estimator | MatchingEstimator:
+    """A trained network (``.pt``) or a dictionary-matching estimator (``.h5``), both with ``names``, ``units``,
+    ``basis`` and ``predict``."""
+    if Path(path).suffix == ".h5":
+        try:
+            return MatchingEstimator.load(path)
+        except ValueError as err:
+            raise ModelError(str(err)) from None
+    return Estimator.load(path)

@@ -105,22 +105,25 @@ def estimates_file(estimator: Estimator, path: str | Path, snr: float, realizati
 
 
 def headline_table(histories: dict[str, pd.DataFrame], tests: dict[str, pd.DataFrame],
-                   grids: dict[str, pd.DataFrame] | None = None, grid_parameter: str = "T2f") -> pd.DataFrame:
-    """One row per network: final training/validation losses, the test set's CRB-loss with its bias and variance
-    parts (mean over parameters), median std/sqrt(CRB) per parameter, and the mean |bias| of ``grid_parameter``
-    over the grid (SI units)."""
+                   grids: dict[str, pd.DataFrame] | None = None, grid_parameters: Sequence[str] = ("T2f",)
+                   ) -> pd.DataFrame:
+    """One row per estimator in ``tests``: final training/validation losses (networks, from ``histories``), the test
+    set's CRB-loss with its bias and variance parts (mean over parameters), median std/sqrt(CRB) per parameter, and
+    the mean |bias| of each of ``grid_parameters`` over the grid (SI units)."""
     rows = []
-    for loss, history in histories.items():
-        last = history.iloc[-1]
-        s = summarize(tests[loss])
-        row = {"network": loss, "epochs": int(last.epoch), "train_crb_loss": last.train_crb,
-               "val_crb_loss": last.val_crb, "val_mse": last.val_mse, "test_snr": s.snr.iloc[0],
-               "test_crb_loss": s.crb_loss.mean(), "test_bias_part": s.bias_part.mean(),
-               "test_variance_part": s.variance_part.mean(), "crb_domain": tests[loss].crb_domain.iloc[0]}
+    for name, test in tests.items():
+        s = summarize(test)
+        row = {"estimator": name}
+        if name in histories:
+            last = histories[name].iloc[-1]
+            row |= {"epochs": int(last.epoch), "train_crb_loss": last.train_crb, "val_crb_loss": last.val_crb,
+                    "val_mse": last.val_mse}
+        row |= {"test_snr": s.snr.iloc[0], "test_crb_loss": s.crb_loss.mean(), "test_bias_part": s.bias_part.mean(),
+                "test_variance_part": s.variance_part.mean(), "crb_domain": test.crb_domain.iloc[0]}
         row |= {f"median_std_ratio_{r.parameter}": r.median_std_ratio for r in s.itertuples()}
-        if grids:
-            g = grids[loss]
-            row[f"grid_mean_abs_bias_{grid_parameter}"] = g[g.parameter == grid_parameter].bias.abs().mean()
+        for p in grid_parameters if grids else ():
+            g = grids[name]
+            row[f"grid_mean_abs_bias_{p}"] = g[g.parameter == p].bias.abs().mean()
         rows.append(row)
     return pd.DataFrame(rows)
 

@@ -5,11 +5,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
+import h5py
 import numpy as np
 import torch
 
 from crbnet.basis import Basis
+from crbnet.io import atomic_hdf5
+from crbnet.parameters import ParameterSpace, parameter
+from crbnet.simulation import chunks
+
+FORMAT = "crbnet-dictionary/1"
 
 # Inner products held at once (chunk x atoms) on the complex path; 2^24 complex64 values are 128 MB.
 MAX_PRODUCTS = 2**24
@@ -82,29 +89,53 @@ class Dictionary:
 
 
 class MatchingEstimator:
-    """Dictionary matching with the interface of a trained network (``names``, ``basis``, ``predict``), so the
-    Monte-Carlo evaluation treats both alike (the reference estimator of Mao's second application)."""
+    """Dictionary matching with the interface of a trained network (``names``, ``units``, ``basis``, ``predict``),
+    so the Monte-Carlo evaluation and ``crbnet fit`` treat both alike (the reference estimator of Mao's second
+    application). Saved as one HDF5 file with its atoms, their parameters and the basis."""
 
     def __init__(self, dictionary: Dictionary, basis: Basis, names: tuple[str, ...]) -> None:
         missing = [n for n in names if n not in dictionary.names]
         if missing:
             raise ValueError(f"the dictionary has no {', '.join(missing)} (it spans {', '.join(dictionary.names)})")
         self.dictionary, self.basis, self.names = dictionary, basis, tuple(names)
+        self.units = tuple(parameter(n).unit for n in self.names)
         self._columns = [dictionary.names.index(n) for n in names]
 
     @classmethod
-    def from_grid(cls, model, basis: Basis, axes: Mapping[str, np.ndarray], fixed: Mapping[str, float],
-                  names: tuple[str, ...], chunk: int = 4096) -> MatchingEstimator:
-        """Atoms simulated with ``model`` on the grid ``axes`` (the other parameters at ``fixed``), projected on
-        ``basis``. Every parameter of the model's parameterization must be on an axis or fixed."""
-        mesh = np.meshgrid(*[np.asarray(v, dtype=np.float64) for v in axes.values()], indexing="ij")
-        grid = {k: m.ravel() for k, m in zip(axes, mesh)}
-        values = {k: grid.get(k, np.full(mesh[0].size, fixed.get(k, np.nan))) for k in model.parameterization.names}
-        atoms = np.concatenate([basis.project(model.simulate({k: v[i: i + chunk] for k, v in values.items()})[0]
-                                              .cpu().numpy()) for i in range(0, mesh[0].size, chunk)])
-        dictionary = Dictionary(atoms, np.stack([grid[k] for k in axes], axis=1), tuple(axes))
-        return cls(dictionary, basis, names)
+    def from_grid(cls, model, basis: Basis, space: ParameterSpace, axes: Mapping[str, np.ndarray],
+                  names: tuple[str, ...], progress: bool = False) -> MatchingEstimator:
+        """Atoms simulated with ``model`` on the regular grid ``axes`` (the other parameters at the prior means of
+        ``space``, grid points that break its constraints left out), projected on ``basis``."""
+        basis.check(None, model.sequence.sha256)
+        values = space.grid(axes)
+        keep = space.satisfied(values)
+        values = {k: v[keep] for k, v in values.items()}
+        atoms = np.concatenate([basis.project(signal).cpu().numpy()
+                                for _, signal, _ in chunks(model, values, (), progress=progress)])
+        names_all = model.parameterization.names
+        return cls(Dictionary(atoms, np.stack([values[k] for k in names_all], axis=1), names_all), basis, names)
 
     def predict(self, data: np.ndarray, **_: object) -> np.ndarray:
         """Matched parameters (n, len(names)) from complex coefficients (n, r) or fingerprints (n, Ns)."""
         return self.dictionary.match(self.basis.as_coefficients(np.asarray(data))).parameters[:, self._columns]
+
+    def save(self, path: str | Path) -> None:
+        d = self.dictionary
+        with atomic_hdf5(path) as f:
+            f.attrs.update({"format": FORMAT, "names": list(self.names)})
+            f.create_dataset("atoms", data=(d.unit * d.phase if d.real else d.unit).numpy() * d.norms[:, None].numpy())
+            f.create_dataset("parameters", data=d.parameters).attrs["names"] = list(d.names)
+            self.basis.to_hdf5(f.create_group("basis"))
+
+    @classmethod
+    def load(cls, path: str | Path) -> MatchingEstimator:
+        try:
+            with h5py.File(path, "r") as f:
+                if f.attrs.get("format") != FORMAT:
+                    raise ValueError(f"{path} is not a crbnet dictionary file (format {FORMAT} expected)")
+                dictionary = Dictionary(f["atoms"][()], f["parameters"][()], tuple(f["parameters"].attrs["names"]))
+                return cls(dictionary, Basis.from_hdf5(f["basis"]), tuple(f.attrs["names"]))
+        except FileNotFoundError:
+            raise ValueError(f"dictionary file {path} does not exist") from None
+        except OSError as err:
+            raise ValueError(f"{path} is not a crbnet dictionary file ({err})") from None

@@ -210,7 +210,8 @@ class ParameterSpace:
                                  f"{self.parameterization.name}")
         return m[1], m[2], m[3]
 
-    def _satisfied(self, values: Mapping[str, np.ndarray]) -> np.ndarray:
+    def satisfied(self, values: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Boolean mask of the rows of ``values`` that meet every constraint."""
         ok = np.ones(len(next(iter(values.values()))), dtype=bool)
         ops = {"<=": np.less_equal, "<": np.less, ">=": np.greater_equal, ">": np.greater}
         for c in self.constraints:
@@ -226,7 +227,7 @@ class ParameterSpace:
         for _ in range(1000):
             draw = {k: p.sample(rng, n) for k, p in self.priors.items()}
             draw |= {k: np.full(n, v) for k, v in self.fixed.items()}
-            keep = self._satisfied(draw)
+            keep = self.satisfied(draw)
             for k in out:
                 out[k].append(draw[k][keep])
             have += int(keep.sum())

@@ -16,7 +16,7 @@ from cmcrameri import cm  # noqa: E402
 
 from crbnet.io import atomic_path  # noqa: E402
 from crbnet.parameters import parameter  # noqa: E402
-from crbnet.sequences import QMTSequence  # noqa: E402
+from crbnet.sequences import FISPSequence, QMTSequence  # noqa: E402
 
 
 def _style() -> None:
@@ -31,9 +31,20 @@ def save(fig: plt.Figure, paths: Sequence[str | Path]) -> None:
     plt.close(fig)
 
 
-def plot_sequence(sequence: QMTSequence) -> plt.Figure:
-    """Flip angle (deg) and pulse duration (us) against time, one column per pattern; crushed pulses marked."""
+def plot_sequence(sequence: QMTSequence | FISPSequence) -> plt.Figure:
+    """Flip angle (deg) and pulse duration (us) against time, one column per pattern, crushed pulses marked (qMT);
+    flip angle (deg) and TR (ms) against the excitation index (MRF-FISP)."""
     _style()
+    if isinstance(sequence, FISPSequence):
+        fig, axes = plt.subplots(2, 1, figsize=(6, 4.5), sharex=True)
+        axes[0].plot(np.rad2deg(sequence.flip_angle), lw=0.8, color="k")
+        axes[1].plot(np.asarray(sequence.TR) * 1e3, lw=0.8, color="C0")
+        axes[0].set(ylabel=r"$\alpha$ (deg)", title=f"MRF-FISP, {sequence.n_samples} excitations, "
+                    f"TE = {sequence.TE * 1e3:g} ms, TI = {sequence.TI * 1e3:g} ms")
+        axes[1].set(ylabel="TR (ms)", xlabel="excitation")
+        sns.despine(fig)
+        fig.tight_layout()
+        return fig
     k = len(sequence.patterns)
     fig, axes = plt.subplots(2, k, figsize=(4.5 * k + 1.5, 4.5), sharex=True, squeeze=False)
     for j, p in enumerate(sequence.patterns):
@@ -70,10 +81,12 @@ def plot_crb_slice(table: pd.DataFrame, x: str, y: str, estimate: Sequence[str],
 
 
 # --------------------------------------------------------------------------------- network evaluation
-LOSS_LABELS = {"mse": "MSE", "crb": "CRB-weighted", "bias_reduced": "bias-reduced"}
-LOSS_COLORS = {"mse": "C0", "crb": "C3", "bias_reduced": "C2"}
+# Estimators: the networks by training loss, and dictionary matching.
+LABELS = {"mse": "MSE", "crb": "CRB-weighted", "bias_reduced": "bias-reduced", "matching": "dictionary matching"}
+COLORS = {"mse": "C0", "crb": "C3", "bias_reduced": "C2", "matching": "C1"}
 # Display units: times in ms or us, the rest in SI.
-DISPLAY = {"T1": (1.0, "s"), "T2f": (1e3, "ms"), "T2s": (1e6, "us"), "R1f": (1.0, "1/s"), "R2f": (1.0, "1/s")}
+DISPLAY = {"T1": (1.0, "s"), "T2f": (1e3, "ms"), "T2": (1e3, "ms"), "T2s": (1e6, "us"), "R1f": (1.0, "1/s"),
+           "R2f": (1.0, "1/s")}
 
 
 def _display(name: str) -> tuple[float, str]:
@@ -84,7 +97,7 @@ def _map_cmap(name: str):
     """cmcrameri maps for qMRI: lipari for T1/R1, navia for T2/R2, batlow otherwise."""
     if name in ("T1", "R1f", "R1s"):
         return cm.lipari
-    if name in ("T2f", "R2f", "T2s"):
+    if name in ("T2f", "T2", "R2f", "T2s"):
         return cm.navia
     return cm.batlow
 
@@ -95,8 +108,8 @@ def plot_loss_curves(histories: dict[str, pd.DataFrame]) -> plt.Figure:
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
     for loss, h in histories.items():
         for ax, metric in zip(axes, ("mse", "crb")):
-            ax.plot(h.epoch, h[f"train_{metric}"], ls="--", lw=1, color=LOSS_COLORS[loss])
-            ax.plot(h.epoch, h[f"val_{metric}"], lw=1.3, color=LOSS_COLORS[loss], label=f"{LOSS_LABELS[loss]} network")
+            ax.plot(h.epoch, h[f"train_{metric}"], ls="--", lw=1, color=COLORS[loss])
+            ax.plot(h.epoch, h[f"val_{metric}"], lw=1.3, color=COLORS[loss], label=f"{LABELS[loss]} network")
     axes[0].set_ylabel("MSE (scaled parameters)")
     axes[1].set_ylabel("CRB-loss")
     axes[1].axhline(1.0, color="k", lw=0.8, ls=":")
@@ -109,18 +122,14 @@ def plot_loss_curves(histories: dict[str, pd.DataFrame]) -> plt.Figure:
     return fig
 
 
-def plot_grid_bias_std(tables: dict[str, pd.DataFrame], x: str, y: str, name: str) -> plt.Figure:
-    """Zhang Fig. 4: bias and standard deviation of ``name`` over a 2-D grid for each network, next to sqrt(CRB)."""
+def plot_grid_bias_std(tables: dict[str, pd.DataFrame], x: str, y: str, names: Sequence[str]) -> plt.Figure:
+    """Zhang Fig. 4: bias and standard deviation of each of ``names`` over a 2-D grid for each estimator, next to
+    sqrt(CRB); one row per parameter and estimator, colour ranges shared per parameter."""
     _style()
-    scale, unit = _display(name)
-    fig, axes = plt.subplots(len(tables), 3, figsize=(10.5, 3.0 * len(tables)), squeeze=False)
-    first = next(iter(tables.values()))
-    crb = first[first.parameter == name]
-    spread_max = max(np.sqrt(t[t.parameter == name].variance).max() for t in tables.values()) * scale
-    spread_max = max(spread_max, np.sqrt(crb.crb).max() * scale)
-    bias_max = max(t[t.parameter == name].bias.abs().max() for t in tables.values()) * scale
+    fig, axes = plt.subplots(len(tables) * len(names), 3, figsize=(10.5, 3.0 * len(tables) * len(names)),
+                             squeeze=False)
 
-    def show(ax, rows, values, cmap, vmin, vmax, title):
+    def show(ax, rows, values, cmap, vmin, vmax, title, unit):
         grid = rows.assign(z=values).pivot(index=f"at_{y}", columns=f"at_{x}", values="z")
         mesh = ax.pcolormesh(grid.columns * _display(x)[0], grid.index * _display(y)[0], grid.to_numpy(), cmap=cmap,
                              vmin=vmin, vmax=vmax, shading="nearest")
@@ -129,12 +138,20 @@ def plot_grid_bias_std(tables: dict[str, pd.DataFrame], x: str, y: str, name: st
         ax.set_xlabel(f"{x} ({_display(x)[1]})")
         ax.set_ylabel(f"{y} ({_display(y)[1]})")
 
-    for row, (loss, t) in zip(axes, tables.items()):
-        rows = t[t.parameter == name]
-        label = LOSS_LABELS[loss]
-        show(row[0], rows, rows.bias * scale, cm.vik, -bias_max, bias_max, f"{label}: bias({name})")
-        show(row[1], rows, np.sqrt(rows.variance) * scale, _map_cmap(name), 0, spread_max, f"{label}: std({name})")
-        show(row[2], rows, np.sqrt(rows.crb) * scale, _map_cmap(name), 0, spread_max, rf"$\sqrt{{\mathrm{{CRB}}}}$({name})")
+    rows_of = iter(axes)
+    for name in names:
+        scale, unit = _display(name)
+        sel = {k: t[t.parameter == name] for k, t in tables.items()}
+        crb = np.sqrt(next(iter(sel.values())).crb) * scale
+        spread_max = max(max(np.sqrt(r.variance).max() for r in sel.values()) * scale, crb.max())
+        bias_max = max(r.bias.abs().max() for r in sel.values()) * scale
+        for key, rows in sel.items():
+            row, label = next(rows_of), LABELS[key]
+            show(row[0], rows, rows.bias * scale, cm.vik, -bias_max, bias_max, f"{label}: bias({name})", unit)
+            show(row[1], rows, np.sqrt(rows.variance) * scale, _map_cmap(name), 0, spread_max,
+                 f"{label}: std({name})", unit)
+            show(row[2], rows, np.sqrt(rows.crb) * scale, _map_cmap(name), 0, spread_max,
+                 rf"$\sqrt{{\mathrm{{CRB}}}}$({name})", unit)
     fig.tight_layout()
     return fig
 
@@ -150,7 +167,7 @@ def _hist_row(axes: Sequence[plt.Axes], tables: dict[str, pd.DataFrame], value, 
             if not len(v):
                 continue
             bins = np.geomspace(v.min(), v.max(), 40) if log and v.min() < v.max() else 40
-            ax.hist(v, bins=bins, histtype="step", lw=1.3, color=LOSS_COLORS[loss], label=LOSS_LABELS[loss],
+            ax.hist(v, bins=bins, histtype="step", lw=1.3, color=COLORS[loss], label=LABELS[loss],
                     density=True)
         if reference is not None:
             ax.axvline(reference, color="k", lw=0.8, ls=":")
@@ -195,9 +212,9 @@ def plot_snr_contributions(sweeps: dict[str, pd.DataFrame]) -> plt.Figure:
     fig, ax = plt.subplots(figsize=(5, 3.6))
     for loss, s in sweeps.items():
         mean = s.groupby("snr")[["bias_part", "variance_part"]].mean()
-        ax.plot(mean.index, mean.bias_part, "--o", ms=3, color=LOSS_COLORS[loss], label=f"{LOSS_LABELS[loss]}: bias")
-        ax.plot(mean.index, mean.variance_part, "-s", ms=3, color=LOSS_COLORS[loss],
-                label=f"{LOSS_LABELS[loss]}: variance")
+        ax.plot(mean.index, mean.bias_part, "--o", ms=3, color=COLORS[loss], label=f"{LABELS[loss]}: bias")
+        ax.plot(mean.index, mean.variance_part, "-s", ms=3, color=COLORS[loss],
+                label=f"{LABELS[loss]}: variance")
     ax.axhline(1.0, color="k", lw=0.8, ls=":")
     ax.set(xscale="log", yscale="log", xlabel=r"SNR $|M_0|/\sigma$", ylabel="contribution to the CRB-loss")
     ax.legend(frameon=False, fontsize=7)
@@ -215,9 +232,9 @@ def plot_parameter_contributions(summaries: dict[str, pd.DataFrame]) -> plt.Figu
     for k, (loss, s) in enumerate(summaries.items()):
         s = s.set_index("parameter").loc[names]
         pos = np.arange(len(names)) + (k - (len(summaries) - 1) / 2) * width
-        ax.bar(pos, s.variance_part, width, color=LOSS_COLORS[loss], label=f"{LOSS_LABELS[loss]}: variance")
-        ax.bar(pos, s.bias_part, width, bottom=s.variance_part, color=LOSS_COLORS[loss], alpha=0.45, hatch="//",
-               label=f"{LOSS_LABELS[loss]}: bias")
+        ax.bar(pos, s.variance_part, width, color=COLORS[loss], label=f"{LABELS[loss]}: variance")
+        ax.bar(pos, s.bias_part, width, bottom=s.variance_part, color=COLORS[loss], alpha=0.45, hatch="//",
+               label=f"{LABELS[loss]}: bias")
     ax.axhline(1.0, color="k", lw=0.8, ls=":")
     ax.set_xticks(np.arange(len(names)), names)
     ax.set(yscale="log", ylabel="CRB-loss part")
@@ -239,8 +256,8 @@ def plot_snr_bias_std(sweeps: dict[str, pd.DataFrame]) -> plt.Figure:
             rows = t[t.parameter == name].assign(rel_bias=lambda r: r.bias / r.true,
                                                  rel_std=lambda r: np.sqrt(r.variance) / r.true)
             m = rows.groupby("snr")[["rel_bias", "rel_std"]].median()
-            ax.plot(m.index, 100 * m.rel_bias, "--", color=LOSS_COLORS[loss])
-            ax.plot(m.index, 100 * m.rel_std, "-", color=LOSS_COLORS[loss], label=LOSS_LABELS[loss])
+            ax.plot(m.index, 100 * m.rel_bias, "--", color=COLORS[loss])
+            ax.plot(m.index, 100 * m.rel_std, "-", color=COLORS[loss], label=LABELS[loss])
         rows = first[first.parameter == name]
         eff = (np.sqrt(rows.crb) / rows.true).groupby(rows.snr).median()
         ax.plot(eff.index, 100 * eff, "-", color="k", lw=1, label="efficient")
@@ -276,7 +293,7 @@ def plot_sweep_boxplots(tables: dict[str, pd.DataFrame], swept: str, alpha: floa
             data = [t[t[f"at_{swept}"] == v].estimate * scale for v in values]
             pos = np.arange(len(values)) + (k - (len(losses) - 1) / 2) * width
             ax.boxplot(data, positions=pos, widths=width * 0.9, showfliers=False, patch_artist=True,
-                       boxprops={"facecolor": LOSS_COLORS[loss], "alpha": 0.5}, medianprops={"color": "k"})
+                       boxprops={"facecolor": COLORS[loss], "alpha": 0.5}, medianprops={"color": "k"})
         truth = [first[(first[f"at_{swept}"] == v) & (first.parameter == name)].true.iloc[0] * scale for v in values]
         ax.hlines(truth, np.arange(len(values)) - 0.45, np.arange(len(values)) + 0.45, color="C3", lw=1.2)
         if tests is not None:
@@ -288,8 +305,8 @@ def plot_sweep_boxplots(tables: dict[str, pd.DataFrame], swept: str, alpha: floa
         ax.set_xticks(np.arange(len(values)), [f"{v * sx:.3g}" for v in values], rotation=45)
         ax.set_title(name, pad=14)
         ax.set(xlabel=f"{swept} ({sunit})", ylabel=f"{name} ({unit})")
-    handles = [plt.Rectangle((0, 0), 1, 1, color=LOSS_COLORS[loss], alpha=0.5) for loss in losses]
-    axes[0, 0].legend(handles, [LOSS_LABELS[loss] for loss in losses], frameon=False, fontsize=7)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=COLORS[loss], alpha=0.5) for loss in losses]
+    axes[0, 0].legend(handles, [LABELS[loss] for loss in losses], frameon=False, fontsize=7)
     sns.despine(fig)
     fig.tight_layout()
     return fig

@@ -13,20 +13,17 @@ import torch
 from crbnet.basis import Basis, BasisError
 from crbnet.crb import unit_crb
 from crbnet.io import atomic_hdf5
+from crbnet.models.fisp import FISPModel
 from crbnet.models.qmt import QMTModel
 from crbnet.parameters import ParameterSpace, validate
 from crbnet.runtime import progress as progress_bar
 
-# Dual-stack entries (fingerprints x (1 + P)) simulated at once; about 2.5 MB per entry and temporary at 1142 pulses.
-CHUNK_ENTRIES = 128
-
-
-def chunks(model: QMTModel, values: Mapping[str, np.ndarray], wrt: tuple[str, ...], chunk: int | None = None,
+def chunks(model: QMTModel | FISPModel, values: Mapping[str, np.ndarray], wrt: tuple[str, ...], chunk: int | None = None,
            progress: bool = False) -> Iterator[tuple[slice, torch.Tensor, torch.Tensor]]:
     """Yield (rows, signal (b, Ns), Jacobian (b, Ns, len(wrt))) over chunks of the rows of ``values``."""
     validate(values)
     n = len(next(iter(values.values())))
-    size = chunk or max(1, CHUNK_ENTRIES // (1 + len(wrt)))
+    size = chunk or max(1, model.chunk_entries // (1 + len(wrt)))
     bar = progress_bar(total=n, unit="fp", desc="simulate", disable=not progress)
     for start in range(0, n, size):
         rows = slice(start, min(n, start + size))
@@ -37,8 +34,10 @@ def chunks(model: QMTModel, values: Mapping[str, np.ndarray], wrt: tuple[str, ..
 
 
 def grid_axes(*axes: Mapping) -> dict[str, np.ndarray]:
-    """Configured axes ``{name, lower, upper, n}`` as evenly spaced values."""
-    return {a["name"]: np.linspace(a["lower"], a["upper"], a["n"]) for a in axes}
+    """Configured axes ``{name, lower, upper, n[, scale]}`` as evenly (``scale: linear``, the default) or
+    logarithmically (``scale: log``) spaced values."""
+    space = {"linear": np.linspace, "log": np.geomspace}
+    return {a["name"]: space[a.get("scale", "linear")](a["lower"], a["upper"], a["n"]) for a in axes}
 
 
 def dataset_values(space: ParameterSpace, spec: Mapping) -> dict[str, np.ndarray]:
@@ -51,7 +50,7 @@ def dataset_values(space: ParameterSpace, spec: Mapping) -> dict[str, np.ndarray
     return space.sample(spec["n"], spec["seed"])
 
 
-def write_dataset(path: str | Path, model: QMTModel, values: Mapping[str, np.ndarray], progress: bool = False,
+def write_dataset(path: str | Path, model: QMTModel | FISPModel, values: Mapping[str, np.ndarray], progress: bool = False,
                   store_signals: bool = True, crb: bool = True, basis: Basis | None = None,
                   attrs: Mapping[str, object] | None = None) -> None:
     """Simulate every row of ``values`` (all parameters of the model's parameterization) and write
@@ -91,7 +90,7 @@ def write_dataset(path: str | Path, model: QMTModel, values: Mapping[str, np.nda
                 out["crb_coefficients"][rows] = unit_crb(signal, jac, U).cpu().numpy()
 
 
-def crb_grid(model: QMTModel, values: Mapping[str, np.ndarray], estimate: tuple[str, ...], sigma: float,
+def crb_grid(model: QMTModel | FISPModel, values: Mapping[str, np.ndarray], estimate: tuple[str, ...], sigma: float,
              progress: bool = False) -> pd.DataFrame:
     """Parameter values with CRB and sqrt(CRB) of ``estimate`` at noise ``sigma`` (|M0| = 1), one row per sample.
 

@@ -5,13 +5,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
 
-from crbnet.estimator import Estimator  # noqa: E402
+from crbnet.estimator import load_estimator  # noqa: E402
 from crbnet.evaluation import evaluate_file  # noqa: E402
 from crbnet.io import write_csv  # noqa: E402
 from crbnet.runtime import logged  # noqa: E402
 
 sm = snakemake  # noqa: F821
 with logged(sm.log[0], sm.threads):
-    table = evaluate_file(Estimator.load(sm.input.model), sm.input.dataset, sm.params.snrs, sm.params.realizations,
+    table = evaluate_file(load_estimator(sm.input.model), sm.input.dataset, sm.params.snrs, sm.params.realizations,
                           sm.params.seed, sm.params.fingerprints)
     write_csv(table, sm.output.table)

@@ -1,4 +1,4 @@
-"""Adapter: headline table per network (logic in crbnet.evaluation.headline_table)."""
+"""Adapter: headline table per estimator (logic in crbnet.evaluation.headline_table)."""
 import sys
 from pathlib import Path
 
@@ -12,7 +12,8 @@ from crbnet.runtime import logged  # noqa: E402
 
 sm = snakemake  # noqa: F821
 with logged(sm.log[0]):
-    read = lambda files: dict(zip(sm.params.losses, (pd.read_csv(f) for f in files)))  # noqa: E731
-    histories, tests = read(sm.input.histories), read(sm.input.tests)
-    grids = read(sm.input.grids) if len(sm.input.grids) else None
+    read = lambda names, files: dict(zip(names, (pd.read_csv(f) for f in files)))  # noqa: E731
+    histories = read(sm.params.losses, sm.input.histories)
+    tests = read(sm.params.estimators, sm.input.tests)
+    grids = read(sm.params.estimators, sm.input.grids) if len(sm.input.grids) else None
     write_csv(headline_table(histories, tests, grids, sm.params.grid_parameter), sm.output.table)

@@ -1,0 +1,24 @@
+rule dictionary:
+    """Dictionary matching: atoms simulated on the configured grid, projected on the experiment's basis."""
+    input:
+        sequence=sequence_file,
+        basis=f"{RESULTS}/{{experiment}}/basis.h5",
+    output:
+        dictionary=f"{RESULTS}/{{experiment}}/models/matching.h5",
+    params:
+        space=lambda wc: as_json(experiment(wc)["parameter_space"]),
+        axes=lambda wc: as_json(experiment(wc)["dictionary"]["axes"]),
+        estimate=lambda wc: experiment(wc)["training"]["estimate"],
+        device=config.get("device", "auto"),
+    log:
+        f"{RESULTS}/{{experiment}}/logs/dictionary.log",
+    benchmark:
+        f"{RESULTS}/{{experiment}}/benchmarks/dictionary.tsv"
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    conda:
+        "../envs/physics.yaml"
+    script:
+        "../workflow/scripts/dictionary.py"
