@@ -14,6 +14,7 @@ include: "rules/basis.smk"
 include: "rules/train.smk"
 include: "rules/match.smk"
 include: "rules/evaluate.smk"
+include: "rules/maps.smk"
 include: "rules/figures.smk"
 
 

@@ -6,7 +6,9 @@ rule basis:
         basis=f"{RESULTS}/{{experiment}}/basis.h5",
         spectrum=f"{RESULTS}/{{experiment}}/tables/basis_spectrum.csv",
     params:
+        code=code_digest("basis.py"),
         rank=lambda wc: experiment(wc).get("basis", {}).get("rank", 13),
+    cache: True
     log:
         f"{RESULTS}/{{experiment}}/logs/basis.log",
     threads: 2

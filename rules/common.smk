@@ -31,6 +31,10 @@ wildcard_constraints:
     split="[A-Za-z0-9_-]+",
     loss="mse|crb|bias_reduced",
     estimator="mse|crb|bias_reduced|matching",
+    source="mse|crb|bias_reduced|matching|truth",
+    phantom="[A-Za-z0-9_-]+",
+    parameter="[A-Za-z0-9]+",
+    kind="map|sqrtcrb",
 
 
 def experiment(wildcards):
@@ -40,6 +44,15 @@ def experiment(wildcards):
 
 def sequence_file(wildcards):
     return experiment(wildcards)["sequence"]
+
+
+def code_digest(script):
+    """Digest of the crbnet modules that a script imports, a param of the expensive rules. A change to the package
+    code thus reruns them and keys Snakemake's between-workflow cache (--cache)."""
+    sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
+    from crbnet.provenance import source_digest
+
+    return source_digest(Path(workflow.basedir) / "workflow" / "scripts" / script)
 
 
 def as_json(value):
@@ -116,6 +129,47 @@ def model_file(wildcards):
     """The estimator file: models/{loss}.pt for a network, models/matching.h5 for dictionary matching."""
     suffix = "h5" if wildcards.estimator == "matching" else "pt"
     return f"{RESULTS}/{wildcards.experiment}/models/{wildcards.estimator}.{suffix}"
+
+
+def phantom_config(wildcards):
+    return experiment(wildcards)["phantoms"][wildcards.phantom]
+
+
+def map_source(wildcards):
+    """The phantom file (truth) or an estimator's maps."""
+    base = f"{RESULTS}/{wildcards.experiment}"
+    if wildcards.source == "truth":
+        return f"{base}/phantoms/{wildcards.phantom}.h5"
+    return f"{base}/maps/{wildcards.phantom}/estimates_{wildcards.source}.h5"
+
+
+def phantom_figure_inputs(wildcards):
+    """The phantom and every estimator's maps of it."""
+    base = f"{RESULTS}/{wildcards.experiment}"
+    return {"phantom": f"{base}/phantoms/{wildcards.phantom}.h5"} | {
+        name: f"{base}/maps/{wildcards.phantom}/estimates_{name}.h5" for name in estimators(wildcards)}
+
+
+ESTIMATION_ALGORITHMS = {
+    "mse": "neural network trained with the MSE loss (crbnet)",
+    "crb": "neural network trained with the CRB-weighted loss (Zhang et al. 2022)",
+    "bias_reduced": "neural network trained with the bias-reduced loss (Mao et al.)",
+    "matching": "dictionary matching (maximum normalized inner product in the SVD subspace)",
+    "truth": "ground truth of the numerical phantom",
+}
+
+
+def map_outputs(name, exp):
+    """NIfTI maps of every phantom of an experiment (truth and every estimator, each estimated parameter; sqrt(CRB)
+    maps of the estimators listed in crb_maps) and its two figures."""
+    out = []
+    for phantom, cfg in exp.get("phantoms", {}).items():
+        pattern = f"{RESULTS}/{name}/maps/{phantom}/desc-{{source}}_{{parameter}}{{kind}}.nii.gz"
+        estimate = exp["training"]["estimate"]
+        out += expand(pattern, source=["truth", *exp_estimators(exp)], parameter=estimate, kind="map")
+        out += expand(pattern, source=cfg.get("crb_maps", []), parameter=estimate, kind="sqrtcrb")
+        out += expand(f"{RESULTS}/{name}/figures/{{figure}}_{phantom}.png", figure=["maps", "roi_boxplots"])
+    return out
 
 
 def figure_settings(exp):
@@ -195,6 +249,7 @@ def all_outputs():
             out += expand(f"{RESULTS}/{name}/figures/{{figure}}.png", figure=network_figures(exp))
             if figure_settings(exp)["test_split"] in ev.get("splits", []):
                 out.append(f"{RESULTS}/{name}/tables/summary.csv")
+            out += map_outputs(name, exp)
     return out
 
 

@@ -110,3 +110,26 @@ rule summary_table:
         "../envs/plotting.yaml"
     script:
         "../workflow/scripts/summary_table.py"
+
+
+for figure, caption in (("maps", "maps"), ("roi_boxplots", "roi_boxplots")):
+
+    rule:
+        name:
+            f"fig_{figure}"
+        input:
+            unpack(phantom_figure_inputs),
+        output:
+            png=report(f"{RESULTS}/{{experiment}}/figures/{figure}_{{phantom}}.png",
+                       caption=f"../workflow/report/{caption}.rst", category="Maps"),
+            pdf=f"{RESULTS}/{{experiment}}/figures/{figure}_{{phantom}}.pdf",
+        log:
+            f"{RESULTS}/{{experiment}}/logs/fig_{figure}_{{phantom}}.log",
+        threads: 1
+        resources:
+            mem_mb=2000,
+            runtime=10,
+        conda:
+            "../envs/plotting.yaml"
+        script:
+            "../workflow/scripts/plot_maps.py"

@@ -6,14 +6,14 @@ rule dictionary:
     output:
         dictionary=f"{RESULTS}/{{experiment}}/models/matching.h5",
     params:
+        code=code_digest("dictionary.py"),
         space=lambda wc: as_json(experiment(wc)["parameter_space"]),
         axes=lambda wc: as_json(experiment(wc)["dictionary"]["axes"]),
         estimate=lambda wc: experiment(wc)["training"]["estimate"],
         device=config.get("device", "auto"),
+    cache: True
     log:
         f"{RESULTS}/{{experiment}}/logs/dictionary.log",
-    benchmark:
-        f"{RESULTS}/{{experiment}}/benchmarks/dictionary.tsv"
     threads: 2
     resources:
         mem_mb=4000,

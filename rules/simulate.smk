@@ -6,13 +6,13 @@ rule simulate_dataset:
     output:
         dataset=f"{RESULTS}/{{experiment}}/data/{{split}}.h5",
     params:
+        code=code_digest("simulate_dataset.py"),
         space=lambda wc: as_json(experiment(wc)["parameter_space"]),
         split=lambda wc: as_json(experiment(wc)["datasets"][wc.split]),
         device=config.get("device", "auto"),
+    cache: True
     log:
         f"{RESULTS}/{{experiment}}/logs/simulate_{{split}}.log",
-    benchmark:
-        f"{RESULTS}/{{experiment}}/benchmarks/simulate_{{split}}.tsv"
     threads: 2
     resources:
         mem_mb=4000,

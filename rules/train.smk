@@ -3,16 +3,14 @@ rule train_network:
     input:
         unpack(training_inputs),
     output:
-        model=f"{RESULTS}/{{experiment}}/models/{{loss}}.pt",
-        history=f"{RESULTS}/{{experiment}}/models/{{loss}}_history.csv",
+        multiext(f"{RESULTS}/{{experiment}}/models/{{loss}}", model=".pt", history="_history.csv"),
     params:
+        code=code_digest("train_network.py"),
         config=training_config,
-        checkpoint=lambda wc: f"{RESULTS}/{wc.experiment}/models/{wc.loss}.ckpt",
         device=config.get("device", "auto"),
+    cache: True
     log:
         f"{RESULTS}/{{experiment}}/logs/train_{{loss}}.log",
-    benchmark:
-        f"{RESULTS}/{{experiment}}/benchmarks/train_{{loss}}.tsv"
     threads: 8  # capped at --cores; torch uses them for the matrix products
     resources:
         gpu=1,

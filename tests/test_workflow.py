@@ -1,5 +1,6 @@
 """The Snakemake workflow: lint, dry runs of every shipped config, and a tiny end-to-end run."""
 
+import os
 import shutil
 import subprocess
 import sys
@@ -124,6 +125,27 @@ def _check_tiny_fisp(exp):
     assert list(headline.index) == ["mse", "crb", "bias_reduced", "matching"]
     assert np.isnan(headline.loc["matching", "val_crb_loss"]) and headline.loc["mse", "val_crb_loss"] > 0
     assert {"grid_mean_abs_bias_T1", "grid_mean_abs_bias_T2"} <= set(headline.columns)
+
+
+@pytest.mark.slow
+def test_between_workflow_cache(tmp_path):
+    """With --cache, a second working directory takes the simulated data and the trained network from Snakemake's
+    output cache instead of recomputing them; a change to the package code would change the key (code digest)."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    target = "tiny_fisp/models/mse.pt"
+    for name in ("first", "second"):
+        out = tmp_path / name
+        run = subprocess.run([*SNAKEMAKE, "--cores", "2", "--cache", "--configfile", "tests/config/tiny.yaml",
+                              "--config", f"results={out}", str(out / target)], cwd=ROOT, capture_output=True,
+                             text=True, env={**os.environ, "SNAKEMAKE_OUTPUT_CACHE": str(cache)})
+        assert run.returncode == 0, run.stdout + run.stderr
+    first, second = tmp_path / "first" / "tiny_fisp", tmp_path / "second" / "tiny_fisp"
+    assert (first / "logs" / "train_mse.log").exists() and not (second / "logs" / "train_mse.log").exists()
+    assert not (second / "logs" / "simulate_train.log").exists()
+    for path in ("models/mse.pt", "models/mse_history.csv", "data/train.h5", "basis.h5"):
+        assert (second / path).read_bytes() == (first / path).read_bytes()
+    assert len(list(cache.iterdir())) >= 6  # basis set, basis, train, val, network + history
 
 
 def test_readme_worked_example_dry_runs(tmp_path):

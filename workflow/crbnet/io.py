@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -138,3 +138,41 @@ def write_estimates(path: str | Path, estimates: np.ndarray, names: list[str], u
             f.create_dataset("estimates", data=maps).attrs.update(meta)
     else:
         raise DataError(f"unsupported output {path}: use .npy, .h5/.hdf5, .nii or .nii.gz")
+
+
+# ------------------------------------------------------------------------------------------ parameter maps
+def save_maps(path: str | Path, estimates: np.ndarray, names: Sequence[str], units: Sequence[str], affine: np.ndarray,
+              sqrt_crb: np.ndarray | None = None, attrs: Mapping[str, object] | None = None) -> None:
+    """HDF5 with ``estimates`` (X, Y, Z, Pe; names and units as attributes), optionally ``sqrt_crb``, the affine."""
+    with atomic_hdf5(path) as f:
+        f.attrs.update({"affine": affine, **(attrs or {})})
+        meta = {"names": list(names), "units": list(units)}
+        f.create_dataset("estimates", data=estimates, compression="gzip").attrs.update(meta)
+        if sqrt_crb is not None:
+            f.create_dataset("sqrt_crb", data=sqrt_crb, compression="gzip").attrs.update(meta)
+
+
+def read_maps(path: str | Path, dataset: str = "estimates"
+              ) -> tuple[dict[str, np.ndarray], dict[str, str], np.ndarray]:
+    """{parameter: (X, Y, Z) map} of ``dataset`` (``estimates``, ``sqrt_crb`` or a phantom's ``truth``), {parameter:
+    unit}, affine."""
+    with h5py.File(path, "r") as f:
+        if dataset not in f:
+            raise DataError(f"{path} has no '{dataset}' maps (it has {', '.join(f)})")
+        data, attrs = f[dataset][()], f[dataset].attrs
+        maps = {k: data[..., i] for i, k in enumerate(attrs["names"])}
+        return maps, dict(zip(attrs["names"], attrs["units"])), np.asarray(f.attrs["affine"])
+
+
+def write_nifti_map(path: str | Path, image: np.ndarray, affine: np.ndarray, sidecar: Mapping[str, object]) -> None:
+    """One map as NIfTI (float32, 0 where NaN) and ``<path without .nii.gz>.json`` with the sidecar fields (BIDS:
+    Units, EstimationAlgorithm, Sources, ...)."""
+    import json
+
+    import nibabel as nib
+
+    data = np.nan_to_num(image.astype(np.float32), nan=0.0)
+    json_path = Path(str(path).removesuffix(".gz").removesuffix(".nii") + ".json")
+    with atomic_path(path) as tmp_nii, atomic_path(json_path) as tmp_json:
+        nib.save(nib.Nifti1Image(data, affine), tmp_nii)
+        tmp_json.write_text(json.dumps(dict(sidecar), indent=2))

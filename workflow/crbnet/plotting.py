@@ -310,3 +310,66 @@ def plot_sweep_boxplots(tables: dict[str, pd.DataFrame], swept: str, alpha: floa
     sns.despine(fig)
     fig.tight_layout()
     return fig
+
+
+# ------------------------------------------------------------------------------------------------- maps
+def plot_maps(maps: dict[str, dict[str, np.ndarray]], labels: np.ndarray, tissues: dict[int, str],
+              roi: str = "white_matter") -> plt.Figure:
+    """Zhang Fig. 10 / Mao Figs. 4-5: one row per source (truth first, then the estimators), one column per
+    parameter, the middle axial slice, shared colour ranges per parameter; mean +- std over the ``roi`` tissue in
+    each panel where the phantom has it."""
+    _style()
+    sources = list(maps)
+    names = list(next(iter(maps.values())))
+    z = labels.shape[2] // 2
+    fig, axes = plt.subplots(len(sources), len(names), figsize=(3.2 * len(names), 3.0 * len(sources)),
+                             squeeze=False)
+    label_of = {v: k for k, v in tissues.items()}
+    inside = labels[..., z] > 0
+    for j, name in enumerate(names):
+        scale, unit = _display(name)
+        truth = next(iter(maps.values()))[name][..., z][inside]
+        lo, hi = np.nanpercentile(truth, [1, 99]) * scale
+        for i, source in enumerate(sources):
+            ax = axes[i, j]
+            image = np.where(inside, maps[source][name][..., z] * scale, np.nan)
+            mesh = ax.imshow(image.T, origin="lower", cmap=_map_cmap(name), vmin=lo, vmax=hi)
+            ax.set_axis_off()
+            title = f"{LABELS.get(source, source)}: {name}"
+            if roi in label_of:
+                v = maps[source][name][labels == label_of[roi]] * scale
+                title += f"\n{roi.replace('_', ' ')} {np.nanmean(v):.3g} $\\pm$ {np.nanstd(v):.2g} {unit}"
+            ax.set_title(title, fontsize=8)
+            if i == len(sources) - 1:
+                fig.colorbar(mesh, ax=axes[:, j].tolist(), orientation="horizontal", label=f"{name} ({unit})",
+                             fraction=0.04, pad=0.02)
+    return fig
+
+
+def plot_roi_boxplots(table: pd.DataFrame) -> plt.Figure:
+    """Zhang Fig. 9 / Mao Fig. 5G: box plots per tissue (tube) of each parameter, one box per estimator, with the
+    true value in red. ``table`` comes from crbnet.maps.roi_table (sources: ``truth`` and the estimators)."""
+    _style()
+    names = list(dict.fromkeys(table.parameter))
+    tissues = list(dict.fromkeys(table.tissue))
+    estimators = [s for s in dict.fromkeys(table.estimator) if s != "truth"]
+    fig, axes = plt.subplots(len(names), 1, figsize=(1.1 * len(tissues) * len(estimators) / 2 + 3, 3.0 * len(names)),
+                             squeeze=False)
+    width = 0.8 / len(estimators)
+    for ax, name in zip(axes[:, 0], names):
+        scale, unit = _display(name)
+        rows = table[table.parameter == name]
+        for k, est in enumerate(estimators):
+            data = [rows[(rows.estimator == est) & (rows.tissue == t)].value.dropna() * scale for t in tissues]
+            pos = np.arange(len(tissues)) + (k - (len(estimators) - 1) / 2) * width
+            ax.boxplot(data, positions=pos, widths=width * 0.9, showfliers=False, patch_artist=True,
+                       boxprops={"facecolor": COLORS.get(est, "C7"), "alpha": 0.5}, medianprops={"color": "k"})
+        truth = [rows[(rows.estimator == "truth") & (rows.tissue == t)].value.median() * scale for t in tissues]
+        ax.hlines(truth, np.arange(len(tissues)) - 0.45, np.arange(len(tissues)) + 0.45, color="C3", lw=1.2)
+        ax.set_xticks(np.arange(len(tissues)), [t.replace("_", " ") for t in tissues], rotation=30)
+        ax.set_ylabel(f"{name} ({unit})")
+    handles = [plt.Rectangle((0, 0), 1, 1, color=COLORS.get(e, "C7"), alpha=0.5) for e in estimators]
+    axes[0, 0].legend(handles, [LABELS.get(e, e) for e in estimators], frameon=False, fontsize=7, ncol=len(estimators))
+    sns.despine(fig)
+    fig.tight_layout()
+    return fig

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,13 +28,16 @@ def progress(iterable=None, **kwargs) -> tqdm:
 
 @contextlib.contextmanager
 def logged(path: str | Path, threads: int | None = None) -> Iterator[None]:
-    """Send stdout and stderr (progress bars included) to ``path``; limit torch to ``threads`` CPU threads."""
+    """Send stdout and stderr (progress bars included) to ``path``, ending with the wall time; limit torch to
+    ``threads`` CPU threads."""
     if threads:
         torch.set_num_threads(threads)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
     with open(path, "w") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
         try:
             yield
+            print(f"done in {time.perf_counter() - start:.1f} s on {torch.get_num_threads()} threads")
         except Exception:
             import traceback
 

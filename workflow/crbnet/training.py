@@ -34,7 +34,8 @@ HISTORY_COLUMNS = ["epoch", "lr", "loss", "train_mse", "train_crb", "val_mse", "
 class TrainConfig:
     """Hyper-parameters (defaults: Zhang 2022 except the number of epochs). ``noise`` is a NoiseModel config;
     ``realizations``, ``lam`` and ``delta`` only matter for the bias-reduced loss, where ``batch_size`` counts
-    fingerprints (each with ``realizations`` noise draws)."""
+    fingerprints (each with ``realizations`` noise draws). ``precision='bf16'`` runs the network's forward pass
+    under bfloat16 autocast (mixed precision on CUDA or CPU); losses, CRBs and the optimizer stay in float32/64."""
 
     loss: str = "crb"
     estimate: tuple[str, ...] = ("m0s", "T1", "T2f")
@@ -53,6 +54,7 @@ class TrainConfig:
     delta: float = 1.0
     seed: int = 0
     checkpoint_every: int = 10
+    precision: str = "fp32"
 
     @classmethod
     def from_mapping(cls, cfg: Mapping) -> TrainConfig:
@@ -64,6 +66,8 @@ class TrainConfig:
         if isinstance(cfg.get("skips"), list):
             tuples["skips"] = tuple(tuple(s) for s in cfg["skips"])
         config = cls(**{**cfg, **tuples})
+        if config.precision not in ("fp32", "bf16"):
+            raise ValueError(f"precision must be fp32 or bf16, got '{config.precision}'")
         if config.loss not in losses.LOSSES:
             raise ValueError(f"unknown loss '{config.loss}'; choose one of {', '.join(losses.LOSSES)}")
         NoiseModel.from_config(config.noise)
@@ -139,16 +143,21 @@ def _epoch(net: ResidualMLP, opt: torch.optim.Optimizer, train: FingerprintSet, 
     if cfg.loss != "bias_reduced":
         y, crb = train.noisy(M0, sigma, gen)
         x = _inputs(y, cfg.normalization)
+    autocast = torch.autocast(train.parameters.device.type, torch.bfloat16, enabled=cfg.precision == "bf16")
     for start in range(0, len(train), cfg.batch_size):
         rows = order[start: start + cfg.batch_size]
         truth = train.parameters[rows]
         if cfg.loss == "bias_reduced":
             yb, crb_b = train.subset(rows).noisy(M0[rows.cpu()], sigma[rows.cpu()], gen, cfg.realizations)
-            est = net(_inputs(yb, cfg.normalization).flatten(0, 1)).double().unflatten(0, yb.shape[:2])
+            with autocast:
+                out = net(_inputs(yb, cfg.normalization).flatten(0, 1))
+            est = out.double().unflatten(0, yb.shape[:2])
             objective = losses.bias_reduced(est, truth, crb_b, cfg.lam, cfg.delta)
         else:
             crb_b = crb[rows]
-            est = net(x[rows]).double()
+            with autocast:
+                out = net(x[rows])
+            est = out.double()
             objective = losses.mse(est, truth, scale) if cfg.loss == "mse" else losses.crb_weighted(est, truth, crb_b)
         opt.zero_grad(set_to_none=True)
         objective.backward()

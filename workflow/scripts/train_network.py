@@ -14,5 +14,5 @@ with logged(sm.log[0], sm.threads):
     device = pick_device(sm.params.device, sm.resources.get("gpu", 0))
     print(f"training the {cfg.loss} network on {device}")
     estimator = train_from_files(sm.input.train, sm.input.val, sm.input.basis, cfg, device, sm.output.history,
-                                 sm.params.checkpoint, sm.input.get("warm"))
+                                 Path(sm.output.model).with_suffix(".ckpt"), sm.input.get("warm"))
     estimator.save(sm.output.model)

@@ -1,0 +1,71 @@
+rule phantom:
+    """A numerical phantom (true maps and labels) and its noisy coefficient image in the experiment's basis."""
+    input:
+        sequence=sequence_file,
+        basis=f"{RESULTS}/{{experiment}}/basis.h5",
+    output:
+        phantom=f"{RESULTS}/{{experiment}}/phantoms/{{phantom}}.h5",
+    params:
+        code=code_digest("phantom.py"),
+        space=lambda wc: as_json(experiment(wc)["parameter_space"]),
+        phantom=lambda wc: as_json(phantom_config(wc)),
+        device=config.get("device", "auto"),
+    log:
+        f"{RESULTS}/{{experiment}}/logs/phantom_{{phantom}}.log",
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    conda:
+        "../envs/physics.yaml"
+    script:
+        "../workflow/scripts/phantom.py"
+
+
+rule estimate_maps:
+    """Maps of the estimated parameters by one estimator (network or dictionary matching), with sqrt(CRB) maps at
+    the estimates where configured."""
+    input:
+        phantom=f"{RESULTS}/{{experiment}}/phantoms/{{phantom}}.h5",
+        model=model_file,
+        sequence=sequence_file,
+    output:
+        maps=f"{RESULTS}/{{experiment}}/maps/{{phantom}}/estimates_{{estimator}}.h5",
+    params:
+        space=lambda wc: as_json(experiment(wc)["parameter_space"]),
+        crb=lambda wc: wc.estimator in phantom_config(wc).get("crb_maps", []),
+        snr=lambda wc: phantom_config(wc).get("snr", 50),
+        device=config.get("device", "auto"),
+    log:
+        f"{RESULTS}/{{experiment}}/logs/estimate_maps_{{phantom}}_{{estimator}}.log",
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=120,
+    conda:
+        "../envs/training.yaml"
+    script:
+        "../workflow/scripts/estimate_maps.py"
+
+
+rule nifti_map:
+    """One parameter map (kind "map") or its sqrt(CRB) map (kind "sqrtcrb") as NIfTI with a JSON sidecar
+    (BIDS-derivatives style), from an estimator or the truth."""
+    input:
+        maps=map_source,
+    output:
+        multiext(f"{RESULTS}/{{experiment}}/maps/{{phantom}}/desc-{{source}}_{{parameter}}{{kind}}", nii=".nii.gz",
+                 json=".json"),
+    params:
+        dataset=lambda wc: "truth" if wc.source == "truth" else ("sqrt_crb" if wc.kind == "sqrtcrb" else "estimates"),
+        algorithm=lambda wc: ESTIMATION_ALGORITHMS.get(wc.source, wc.source),
+    log:
+        f"{RESULTS}/{{experiment}}/logs/nifti_{{phantom}}_{{source}}_{{parameter}}{{kind}}.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    conda:
+        "../envs/plotting.yaml"
+    script:
+        "../workflow/scripts/nifti_map.py"

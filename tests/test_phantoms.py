@@ -1,0 +1,137 @@
+"""Numerical phantoms, their coefficient images, map estimation and export."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from crbnet.basis import svd_basis
+from crbnet.io import read_maps, save_maps, write_nifti_map
+from crbnet.maps import crb_image, estimate_image, roi_table
+from crbnet.matching import MatchingEstimator
+from crbnet.models.fisp import FISPModel
+from crbnet.parameters import PARAMETERIZATIONS, ParameterSpace
+from crbnet.phantoms import (PhantomError, brain_labels, coefficient_image, load_phantom, save_phantom,
+                             smooth_phase, tube_phantom)
+from crbnet.sequences import FISPSequence
+
+APPARENT = PARAMETERIZATIONS["apparent_t1"]
+FISP = PARAMETERIZATIONS["fisp"]
+TUBES = {"bath": {"m0s": 0.0, "T1": 1.0, "T2f": 0.5}} | {
+    f"tube{k}": {"m0s": 0.05 + 0.02 * k, "T1": 0.8 + 0.2 * k, "T2f": 0.04 + 0.01 * k} for k in range(6)}
+
+
+def test_tube_phantom_geometry_and_fields():
+    p = tube_phantom(TUBES, APPARENT, size=64, B1_edge=0.8, omega0_edge=300.0)
+    assert p.labels.shape == (64, 64, 1) and set(np.unique(p.labels)) == set(range(8))
+    area = np.pi * (0.08 * 64) ** 2
+    for k in range(6):  # each tube is a disc of radius 0.08 size with its own values
+        inside = p.labels == k + 2
+        assert inside.sum() == pytest.approx(area, rel=0.1)
+        assert np.all(p.maps["T2f"][inside] == TUBES[f"tube{k}"]["T2f"])
+        assert np.all(p.maps["Rx"][inside] == APPARENT.defaults["Rx"])  # not in the table: the default
+    B1 = p.maps["B1"][p.mask]
+    assert B1.max() <= 1.0 and B1.min() == pytest.approx(0.8, abs=0.02)  # quadratic fall-off to the wall
+    w = p.maps["omega0"][..., 0]
+    np.testing.assert_allclose(w[p.mask[..., 0]].sum(), 0.0, atol=1e-6)  # antisymmetric gradient along x
+    assert np.all(np.isnan(p.maps["T1"][~p.mask]))
+
+
+@pytest.mark.parametrize("table, match", [
+    ({k: v for k, v in TUBES.items() if k != "tube0"}, "six tubes"),
+    (TUBES | {"tube5": {"T2": 0.05}}, "not in the apparent_t1"),
+    (TUBES | {"tube5": {"T1": -1.0}}, "tube5"),
+])
+def test_bad_tube_tables(table, match):
+    with pytest.raises(PhantomError, match=match):
+        tube_phantom(table, APPARENT)
+
+
+def test_brain_slice_through_the_basal_ganglia():
+    labels, tissues, affine = brain_labels(72)
+    assert labels.shape == (197, 233, 1) and affine[2, 3] == 0.0  # z = 0 mm in MNI space
+    counts = {name: int((labels == k).sum()) for k, name in tissues.items()}
+    assert all(counts[t] > 100 for t in ("caudate", "putamen", "pallidum", "thalamus")), counts
+    assert counts["white_matter"] > 3000 and counts["grey_matter"] > 3000 and counts["csf"] > 300
+    # left and right putamen sit symmetrically about the midline (x = 0 mm)
+    x = (np.argwhere(labels[..., 0] == 5)[:, 0] * affine[0, 0] + affine[0, 3])
+    assert (x < 0).sum() == pytest.approx((x > 0).sum(), rel=0.3)
+    with pytest.raises(PhantomError, match="outside"):
+        brain_labels(500)
+
+
+def _fisp_setup():
+    rng = np.random.default_rng(0)
+    seq = FISPSequence(flip_angle=rng.uniform(0.1, 1.2, 40), TR=rng.uniform(8e-3, 15e-3, 40), TE=2e-3, TI=0.02,
+                       inversion_efficiency=0.9, epg_states=41)
+    model = FISPModel(seq, FISP)
+    table = {"bath": {"T1": 2.5, "T2": 0.25}} | {f"t{k}": {"T1": 0.6 + 0.3 * k, "T2": 0.03 + 0.02 * k}
+                                                  for k in range(6)}
+    phantom = tube_phantom(table, FISP, size=24, B1_edge=1.0)
+    signals = model.signal(phantom.values()).numpy()
+    return model, phantom, svd_basis([signals], 10, seq.sha256)
+
+
+def test_coefficient_image_is_the_projected_fingerprint_with_phase_and_noise(tmp_path):
+    model, phantom, basis = _fisp_setup()
+    noiseless = coefficient_image(phantom, model, basis, snr=1e12, seed=3)
+    noisy = coefficient_image(phantom, model, basis, snr=20, seed=3)
+    assert noisy.shape == (24, 24, 1, 10) and np.all(noisy[~phantom.mask] == 0)
+    # independent path: simulate one voxel directly and rotate by the same coil phase
+    i, j = np.argwhere(phantom.mask[..., 0])[17]
+    direct = basis.project(model.signal({k: v[i, j] for k, v in phantom.maps.items()}).numpy())[0]
+    phase = smooth_phase(phantom.labels.shape, 3)[i, j, 0]
+    np.testing.assert_allclose(noiseless[i, j, 0], direct * np.exp(1j * phase), rtol=1e-5, atol=1e-7)
+    residual = (noisy - noiseless)[phantom.mask]
+    assert np.std(residual.real) == pytest.approx(1 / 20, rel=0.05)  # sigma = |M0| / snr per real channel
+    assert np.std(residual.imag) == pytest.approx(1 / 20, rel=0.05)
+    save_phantom(tmp_path / "p.h5", phantom, noisy, basis)
+    loaded, image = load_phantom(tmp_path / "p.h5")
+    np.testing.assert_array_equal(image, noisy)
+    assert loaded.tissues == phantom.tissues and np.array_equal(loaded.labels, phantom.labels)
+    with pytest.raises(PhantomError, match="snr"):
+        coefficient_image(phantom, model, basis, snr=0, seed=3)
+
+
+def test_dictionary_maps_recover_the_tubes_and_crb_maps_match_the_crb(tmp_path):
+    model, phantom, basis = _fisp_setup()
+    space = ParameterSpace.from_config({"parameterization": "fisp", "parameters": {
+        "T1": {"dist": "uniform", "lower": 0.3, "upper": 3.0}, "T2": {"dist": "uniform", "lower": 0.02, "upper": 0.3},
+        "B1": 1.0}})
+    axes = {"T1": np.array([0.6, 0.9, 1.2, 1.5, 1.8, 2.1, 2.5]), "T2": np.array([0.03, 0.05, 0.07, 0.09, 0.11,
+                                                                                 0.13, 0.25])}
+    dm = MatchingEstimator.from_grid(model, basis, space, axes, ("T1", "T2"))
+    image = coefficient_image(phantom, model, basis, snr=1e6, seed=1)
+    image[3, 12, 0, 2] = np.nan  # a corrupt voxel inside the bath is left out, not propagated
+    assert phantom.mask[3, 12, 0]
+    estimates = estimate_image(dm, image, phantom.mask)
+    assert np.isnan(estimates[3, 12, 0]).all() and np.isnan(estimates[~phantom.mask]).all()
+    ok = phantom.mask & ~np.isnan(estimates[..., 0])
+    np.testing.assert_allclose(estimates[ok][:, 0], phantom.maps["T1"][ok])
+    np.testing.assert_allclose(estimates[ok][:, 1], phantom.maps["T2"][ok])
+    sqrt_crb = crb_image(model, basis, estimates, ("T1", "T2"), phantom.mask, {"B1": 1.0}, sigma=0.02)
+    i, j = np.argwhere(ok[..., 0])[5]
+    s, jac = model.simulate({"T1": estimates[i, j, 0, 0], "T2": estimates[i, j, 0, 1], "B1": 1.0}, FISP.names)
+    U = torch.as_tensor(basis.U)
+    fisher = torch.cat([s[..., None], 1j * s[..., None], jac], -1)[0]
+    fisher = (U.conj().T @ fisher)
+    F = torch.real(fisher.conj().T @ fisher).numpy()  # plain Fisher matrix of the coefficients, sigma = 1
+    expected = np.sqrt(np.diag(np.linalg.inv(F))[2:4]) * 0.02
+    np.testing.assert_allclose(sqrt_crb[i, j, 0], expected, rtol=1e-6)
+
+    save_maps(tmp_path / "m.h5", estimates, dm.names, dm.units, phantom.affine, sqrt_crb)
+    maps, units, affine = read_maps(tmp_path / "m.h5", "sqrt_crb")
+    np.testing.assert_array_equal(maps["T2"], sqrt_crb[..., 1])
+    write_nifti_map(tmp_path / "desc-matching_T2map.nii.gz", maps["T2"], affine, {"Units": units["T2"]})
+    import nibabel as nib
+
+    img = nib.load(tmp_path / "desc-matching_T2map.nii.gz")
+    assert img.shape == (24, 24, 1) and np.all(np.asarray(img.dataobj)[~phantom.mask] == 0)
+    assert json.loads((tmp_path / "desc-matching_T2map.json").read_text())["Units"] == "s"
+
+    table = roi_table(phantom.labels, phantom.tissues, {"matching": {"T2": estimates[..., 1]}}, erode=True)
+    eroded = table[table.tissue == "t0"]
+    assert 0 < len(eroded) < (phantom.labels == 2).sum() and np.allclose(eroded.value, 0.03)

@@ -1,0 +1,69 @@
+"""Parameter maps of a phantom (or of coefficient images) from any estimator, their sqrt(CRB) uncertainty maps, and
+per-tissue tables of them (files: crbnet.io.save_maps, read_maps, write_nifti_map)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+import torch
+
+from crbnet.crb import scale_crb, unit_crb
+from crbnet.simulation import chunks
+
+
+def estimate_image(estimator, coefficients: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Estimates (X, Y, Z, Pe) float64 of the voxels inside ``mask``, NaN outside; voxels whose coefficients are not
+    all finite are left NaN (and counted in the log) instead of being passed to the estimator."""
+    data = coefficients[mask]
+    finite = np.isfinite(data.view(np.float32) if data.dtype == np.complex64 else data).all(axis=1)
+    if not finite.all():
+        print(f"{int((~finite).sum())} voxels with NaN or inf coefficients left out")
+    out = np.full((*mask.shape, len(estimator.names)), np.nan)
+    inside = out[mask]
+    inside[finite] = estimator.predict(data[finite])
+    out[mask] = inside
+    return out
+
+
+def crb_image(model, basis, estimates: np.ndarray, names: tuple[str, ...], mask: np.ndarray,
+              nuisance: Mapping[str, float], sigma: float, progress: bool = False) -> np.ndarray:
+    """sqrt(CRB) (X, Y, Z, Pe) of the estimated parameters at the estimates (noise ``sigma`` per real channel,
+    |M0| = 1, coefficient domain), NaN outside ``mask`` and where an estimate is NaN. Every parameter of the model
+    enters the Fisher matrix; those not estimated are taken at ``nuisance`` (e.g. the prior means). Repeated
+    estimate rows (dictionary matching) are computed once."""
+    pz = model.parameterization
+    inside = estimates[mask]
+    ok = np.isfinite(inside).all(axis=1)
+    rows, inverse = np.unique(inside[ok], axis=0, return_inverse=True)  # dictionary estimates repeat a lot
+    values = {k: (rows[:, names.index(k)] if k in names else np.full(len(rows), nuisance[k])) for k in pz.names}
+    U = torch.as_tensor(basis.U, device=model.device)
+    columns = [pz.names.index(k) for k in names]
+    crb = [scale_crb(unit_crb(s, j, U), 1.0, sigma)[:, columns].cpu().numpy()
+           for _, s, j in chunks(model, values, pz.names, progress=progress)]
+    block = np.full(inside.shape, np.nan)
+    if crb:
+        block[ok] = np.sqrt(np.concatenate(crb))[inverse.ravel()]
+    out = np.full(estimates.shape, np.nan)
+    out[mask] = block
+    return out
+
+
+def roi_table(labels: np.ndarray, tissues: Mapping[int, str], maps: Mapping[str, Mapping[str, np.ndarray]],
+              erode: bool = False) -> pd.DataFrame:
+    """Long table (estimator, tissue, parameter, value) of every voxel of every tissue; ``erode`` drops voxels with a
+    neighbour of another label in the image plane (the CRB paper's tube analysis)."""
+    keep = labels.copy()
+    if erode:
+        for axis in (0, 1):
+            for shift in (-1, 1):
+                keep[np.roll(labels, shift, axis=axis) != labels] = 0
+    frames = []
+    for source, images in maps.items():
+        for label, tissue in tissues.items():
+            inside = keep == label
+            for name, image in images.items():
+                frames.append(pd.DataFrame({"estimator": source, "tissue": tissue, "parameter": name,
+                                            "value": image[inside]}))
+    return pd.concat(frames, ignore_index=True)

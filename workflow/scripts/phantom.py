@@ -1,0 +1,29 @@
+"""Adapter: build a numerical phantom and its noisy coefficient image (logic in crbnet.phantoms)."""
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
+
+from crbnet.basis import Basis  # noqa: E402
+from crbnet.models import model_for  # noqa: E402
+from crbnet.parameters import ParameterSpace  # noqa: E402
+from crbnet.phantoms import brain_phantom, coefficient_image, save_phantom, tube_phantom  # noqa: E402
+from crbnet.runtime import logged, pick_device  # noqa: E402
+from crbnet.sequences import load_sequence  # noqa: E402
+
+sm = snakemake  # noqa: F821
+with logged(sm.log[0], sm.threads):
+    pz = ParameterSpace.from_config(json.loads(sm.params.space)).parameterization
+    cfg = json.loads(sm.params.phantom)
+    if cfg["kind"] == "tubes":
+        phantom = tube_phantom(cfg["tissues"], pz, cfg.get("size", 64), cfg.get("B1_edge", 0.85),
+                               cfg.get("omega0_edge", 0.0))
+    else:
+        phantom = brain_phantom(cfg["tissues"], pz, cfg.get("axial_slice", 72))
+    print(f"{sm.wildcards.phantom}: {int(phantom.mask.sum())} voxels, tissues {', '.join(phantom.tissues.values())}")
+    model = model_for(load_sequence(sm.input.sequence), pz, pick_device(sm.params.device))
+    image = coefficient_image(phantom, model, Basis.load(sm.input.basis), cfg.get("snr", 50), cfg.get("seed", 0),
+                              progress=True)
+    save_phantom(sm.output.phantom, phantom, image, Basis.load(sm.input.basis),
+                 {"snr": cfg.get("snr", 50), "seed": cfg.get("seed", 0)})

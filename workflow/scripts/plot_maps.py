@@ -1,0 +1,23 @@
+"""Adapter for the map figures of a phantom: read the truth and every estimator's maps, call crbnet.plotting."""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
+
+from crbnet import plotting  # noqa: E402
+from crbnet.io import read_maps  # noqa: E402
+from crbnet.maps import roi_table  # noqa: E402
+from crbnet.phantoms import load_phantom  # noqa: E402
+from crbnet.runtime import logged  # noqa: E402
+
+sm = snakemake  # noqa: F821
+with logged(sm.log[0]):
+    phantom, _ = load_phantom(sm.input.phantom)
+    estimates = {name: read_maps(path)[0] for name, path in sm.input.items() if name != "phantom"}
+    names = list(next(iter(estimates.values())))
+    maps = {"truth": {k: phantom.maps[k] for k in names}} | estimates
+    if sm.rule == "fig_maps":
+        figure = plotting.plot_maps(maps, phantom.labels, phantom.tissues)
+    else:
+        figure = plotting.plot_roi_boxplots(roi_table(phantom.labels, phantom.tissues, maps, erode=True))
+    plotting.save(figure, [sm.output.png, sm.output.pdf])
