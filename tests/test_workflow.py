@@ -97,9 +97,38 @@ def test_tiny_end_to_end(tmp_path):
     np.testing.assert_allclose(headline.test_crb_loss, headline.test_bias_part + headline.test_variance_part)
     assert np.all(headline.grid_mean_abs_bias_T2f < 1.0)  # seconds: below the T2f prior range
     _check_tiny_fisp(out / "tiny_fisp")
+    _check_maps(exp / "maps" / "tubes", ("mse", "crb", "bias_reduced"), ("m0s", "T1", "T2f"), sqrt_crb=())
+    _check_maps(out / "tiny_fisp" / "maps" / "brain", ("mse", "crb", "bias_reduced", "matching"), ("T1", "T2"),
+                sqrt_crb=("matching",))
+    for figure in ("tiny/figures/maps_tubes", "tiny/figures/roi_boxplots_tubes", "tiny_fisp/figures/maps_brain"):
+        assert (out / f"{figure}.png").stat().st_size > 1000
     again = _snakemake("-n", *args)
     assert "Nothing to be done" in again.stdout + again.stderr
     shutil.rmtree(out)
+
+
+def _check_maps(folder, estimators, names, sqrt_crb):
+    """NIfTI maps with sidecars for the truth and every estimator, sqrt(CRB) maps where configured; estimates are
+    finite and positive inside the object, 0 outside."""
+    import json
+
+    import nibabel as nib
+
+    truth = {n: np.asarray(nib.load(folder / f"desc-truth_{n}map.nii.gz").dataobj) for n in names}
+    inside = truth[names[0]] != 0
+    for source in estimators:
+        for n in names:
+            img = nib.load(folder / f"desc-{source}_{n}map.nii.gz")
+            data = np.asarray(img.dataobj)
+            assert data.shape == truth[n].shape and np.all(data[~inside] == 0) and np.all(np.isfinite(data))
+            assert np.mean(data[inside] > 0) > 0.99
+            sidecar = json.loads((folder / f"desc-{source}_{n}map.json").read_text())
+            assert sidecar["Units"] == "s" or n == "m0s"
+            assert "EstimationAlgorithm" in sidecar and sidecar["Sources"]
+            assert (folder / f"desc-{source}_{n}sqrtcrb.nii.gz").exists() == (source in sqrt_crb)
+    for source in sqrt_crb:
+        s = np.asarray(nib.load(folder / f"desc-{source}_{names[-1]}sqrtcrb.nii.gz").dataobj)
+        assert np.all(s[inside] > 0) and np.all(s[~inside] == 0)
 
 
 def _check_tiny_fisp(exp):

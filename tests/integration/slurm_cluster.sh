@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # A one-node SLURM cluster on localhost (this machine, its cores and memory) for the integration test.
-#   slurm_cluster.sh start   install Debian's slurm-wlm and munge if missing, write slurm.conf, start munged,
-#                            slurmctld and slurmd, wait until the node is idle; prints the SLURM_CONF to export
+#   slurm_cluster.sh start   install Debian's slurm-wlm and munge if missing, write slurm.conf (also to
+#                            /etc/slurm/slurm.conf, where srun inside a job looks; an existing file not written by
+#                            this script is never replaced), start munged, slurmctld and slurmd, wait until the node
+#                            is idle; prints the SLURM_CONF to export
 #   slurm_cluster.sh stop    stop the daemons started here
 # Needs root (daemons run as root: ProctrackType=proctrack/linuxproc, TaskPlugin=task/none). No slurmdbd, so sacct
 # is disabled: clients query job states with squeue, kept for MinJobAge seconds after a job ends.
@@ -24,7 +26,12 @@ start() {
     node=$(hostname -s)
     cpus=$(nproc)
     mem=$(( $(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1024 - 1024 ))  # MB, 1 GB left to the system
+    if [ -e /etc/slurm/slurm.conf ] && ! grep -q "^# crbnet test cluster" /etc/slurm/slurm.conf; then
+        echo "/etc/slurm/slurm.conf exists and is not ours: this machine has a SLURM set-up, not starting" >&2
+        return 1
+    fi
     cat > "$CONF" <<CONF
+# crbnet test cluster (tests/integration/slurm_cluster.sh)
 ClusterName=crbnet-test
 SlurmctldHost=$node(127.0.0.1)
 SlurmUser=root
@@ -48,6 +55,8 @@ SlurmdLogFile=$DIR/log/slurmd.log
 NodeName=$node NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem State=UNKNOWN
 PartitionName=debug Nodes=$node Default=YES MaxTime=INFINITE State=UP
 CONF
+    mkdir -p /etc/slurm
+    cp "$CONF" /etc/slurm/slurm.conf
     export SLURM_CONF=$CONF
     /usr/sbin/slurmctld -f "$CONF" -i
     /usr/sbin/slurmd -f "$CONF"
@@ -67,6 +76,9 @@ stop() {
     for pid in "$DIR/slurmd.pid" "$DIR/slurmctld.pid"; do
         [ -s "$pid" ] && kill "$(cat "$pid")" 2>/dev/null || true
     done
+    if grep -q "^# crbnet test cluster" /etc/slurm/slurm.conf 2>/dev/null; then
+        rm -f /etc/slurm/slurm.conf
+    fi
     sleep 1
 }
 

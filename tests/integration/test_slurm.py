@@ -36,11 +36,12 @@ def cluster(tmp_path_factory):
 
 
 def _site_overrides() -> list[str]:
-    """What a user on a small CPU-only site passes: no GPU, at most this machine's cores, and memory requests that
-    fit its one node (the profile's are sized for paper-scale runs)."""
+    """What a user on a small CPU-only site passes: no GPU, jobs of at most half this machine's cores (two run at
+    once: every job spends seconds starting Python), and memory requests that fit its one node (the profile's are
+    sized for paper-scale runs)."""
     profile = yaml.safe_load((PROFILE / "config.yaml").read_text())
     resources = [f"{rule}:mem_mb=1500" for rule in profile["set-resources"]] + ["train_network:gpu=0"]
-    return ["--max-threads", str(os.cpu_count()), "--default-resources", "mem_mb=1000", "runtime=30",
+    return ["--max-threads", str(max(1, (os.cpu_count() or 2) // 2)), "--default-resources", "mem_mb=1000", "runtime=30",
             "--set-resources", *resources]
 
 
