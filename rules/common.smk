@@ -135,6 +135,21 @@ def phantom_config(wildcards):
     return experiment(wildcards)["phantoms"][wildcards.phantom]
 
 
+def image_config(wildcards):
+    """The config of the phantom or scan named by the wildcard (their names are unique within an experiment)."""
+    exp = experiment(wildcards)
+    return {**exp.get("scans", {}), **exp.get("phantoms", {})}[wildcards.phantom]
+
+
+def image_inputs(wildcards):
+    """A phantom's file, or a scan's coefficient image and optional mask (the user's files)."""
+    exp = experiment(wildcards)
+    if wildcards.phantom in exp.get("phantoms", {}):
+        return {"data": f"{RESULTS}/{wildcards.experiment}/phantoms/{wildcards.phantom}.h5"}
+    scan = exp["scans"][wildcards.phantom]
+    return {"data": scan["coefficients"]} | ({"mask": scan["mask"]} if "mask" in scan else {})
+
+
 def map_source(wildcards):
     """The phantom file (truth) or an estimator's maps."""
     base = f"{RESULTS}/{wildcards.experiment}"
@@ -161,14 +176,17 @@ ESTIMATION_ALGORITHMS = {
 
 def map_outputs(name, exp):
     """NIfTI maps of every phantom of an experiment (truth and every estimator, each estimated parameter; sqrt(CRB)
-    maps of the estimators listed in crb_maps) and its two figures."""
+    maps of the estimators listed in crb_maps) and its two figures, and every estimator's maps of every scan."""
     out = []
+    estimate = exp["training"]["estimate"]
     for phantom, cfg in exp.get("phantoms", {}).items():
         pattern = f"{RESULTS}/{name}/maps/{phantom}/desc-{{source}}_{{parameter}}{{kind}}.nii.gz"
-        estimate = exp["training"]["estimate"]
         out += expand(pattern, source=["truth", *exp_estimators(exp)], parameter=estimate, kind="map")
         out += expand(pattern, source=cfg.get("crb_maps", []), parameter=estimate, kind="sqrtcrb")
         out += expand(f"{RESULTS}/{name}/figures/{{figure}}_{phantom}.png", figure=["maps", "roi_boxplots"])
+    for scan in exp.get("scans", {}):
+        out += expand(f"{RESULTS}/{name}/maps/{scan}/desc-{{source}}_{{parameter}}map.nii.gz",
+                      source=exp_estimators(exp), parameter=estimate)
     return out
 
 
@@ -237,6 +255,7 @@ def all_outputs():
             out.append(f"{RESULTS}/{name}/figures/crb_slice.png")
         if "training" in exp:
             out += expand(f"{RESULTS}/{name}/models/{{loss}}.pt", loss=exp["training"]["losses"])
+            out.append(f"{RESULTS}/{name}/basis.cfl")
             if "dictionary" in exp:
                 out.append(f"{RESULTS}/{name}/models/matching.h5")
             evaluated = exp_estimators(exp)

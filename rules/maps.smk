@@ -23,18 +23,19 @@ rule phantom:
 
 
 rule estimate_maps:
-    """Maps of the estimated parameters by one estimator (network or dictionary matching), with sqrt(CRB) maps at
-    the estimates where configured."""
+    """Maps of the estimated parameters of a phantom or a scan by one estimator (network or dictionary matching),
+    with sqrt(CRB) maps at the estimates where configured (phantoms)."""
     input:
-        phantom=f"{RESULTS}/{{experiment}}/phantoms/{{phantom}}.h5",
+        unpack(image_inputs),
         model=model_file,
         sequence=sequence_file,
     output:
         maps=f"{RESULTS}/{{experiment}}/maps/{{phantom}}/estimates_{{estimator}}.h5",
     params:
         space=lambda wc: as_json(experiment(wc)["parameter_space"]),
-        crb=lambda wc: wc.estimator in phantom_config(wc).get("crb_maps", []),
-        snr=lambda wc: phantom_config(wc).get("snr", 50),
+        phantom=lambda wc: wc.phantom in experiment(wc).get("phantoms", {}),
+        crb=lambda wc: wc.estimator in image_config(wc).get("crb_maps", []),
+        snr=lambda wc: image_config(wc).get("snr", 50),
         device=config.get("device", "auto"),
     log:
         f"{RESULTS}/{{experiment}}/logs/estimate_maps_{{phantom}}_{{estimator}}.log",

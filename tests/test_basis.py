@@ -78,3 +78,22 @@ def test_first_coefficient_inputs_remove_complex_scale(coefficients):
     torch.testing.assert_close(normalize((0.3 - 2j) * coefficients, "first_coefficient"), x, rtol=1e-4, atol=1e-4)
     with pytest.raises(ValueError, match="unknown normalization"):
         normalize(coefficients, "l1")
+
+
+def test_bart_export_reads_back_column_major(tmp_path):
+    """write_cfl against a reader written from BART's format description: complex64 little-endian, first index
+    fastest, dimensions padded to 16 in the header."""
+    from crbnet.io import write_cfl
+
+    rng = np.random.default_rng(0)
+    U = (rng.normal(size=(7, 3)) + 1j * rng.normal(size=(7, 3))).reshape(1, 1, 1, 1, 1, 7, 3)
+    write_cfl(tmp_path / "basis", U)
+    lines = (tmp_path / "basis.hdr").read_text().splitlines()
+    assert lines[0] == "# Dimensions"
+    dims = [int(d) for d in lines[1].split()]
+    assert dims == [1, 1, 1, 1, 1, 7, 3] + [1] * 9
+    raw = np.fromfile(tmp_path / "basis.cfl", dtype="<c8")
+    assert raw.size == 21
+    # element (t, k) sits at offset t + 7 k (column-major)
+    for t, k in ((0, 0), (6, 0), (2, 1), (6, 2)):
+        assert raw[t + 7 * k] == np.complex64(U[0, 0, 0, 0, 0, t, k])

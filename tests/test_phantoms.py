@@ -89,7 +89,8 @@ def test_coefficient_image_is_the_projected_fingerprint_with_phase_and_noise(tmp
     assert np.std(residual.real) == pytest.approx(1 / 20, rel=0.05)  # sigma = |M0| / snr per real channel
     assert np.std(residual.imag) == pytest.approx(1 / 20, rel=0.05)
     save_phantom(tmp_path / "p.h5", phantom, noisy, basis)
-    loaded, image = load_phantom(tmp_path / "p.h5")
+    loaded, image, attrs = load_phantom(tmp_path / "p.h5")
+    assert attrs["basis_sha256"] == basis.sha256
     np.testing.assert_array_equal(image, noisy)
     assert loaded.tissues == phantom.tissues and np.array_equal(loaded.labels, phantom.labels)
     with pytest.raises(PhantomError, match="snr"):

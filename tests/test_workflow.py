@@ -44,7 +44,11 @@ def test_invalid_config_is_rejected(tmp_path):
 @pytest.mark.slow
 def test_tiny_end_to_end(tmp_path):
     out = tmp_path / "results"
-    args = ("--cores", "2", "--configfile", str(ROOT / "tests/config/tiny.yaml"), "--config", f"results={out}")
+    scan = tmp_path / "scan.yaml"  # a "scan": the FISP phantom's coefficient image, entered as the user's data
+    scan.write_text(f"experiments:\n  tiny_fisp:\n    scans:\n      scan:\n"
+                    f"        coefficients: {out}/tiny_fisp/phantoms/brain.h5\n")
+    args = ("--cores", "2", "--configfile", str(ROOT / "tests/config/tiny.yaml"), str(scan), "--config",
+            f"results={out}")
     run = _snakemake(*args)
     assert run.returncode == 0, run.stdout + run.stderr
     exp = out / "tiny"
@@ -102,6 +106,13 @@ def test_tiny_end_to_end(tmp_path):
                 sqrt_crb=("matching",))
     for figure in ("tiny/figures/maps_tubes", "tiny/figures/roi_boxplots_tubes", "tiny_fisp/figures/maps_brain"):
         assert (out / f"{figure}.png").stat().st_size > 1000
+    import nibabel as nib
+
+    for source in ("crb", "matching"):  # the scan path gives the phantom path's maps inside the object
+        a, b = (np.asarray(nib.load(out / f"tiny_fisp/maps/{name}/desc-{source}_T2map.nii.gz").dataobj)
+                for name in ("brain", "scan"))
+        inside = a != 0
+        np.testing.assert_array_equal(a[inside], b[inside])
     again = _snakemake("-n", *args)
     assert "Nothing to be done" in again.stdout + again.stderr
     shutil.rmtree(out)

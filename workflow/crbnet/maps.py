@@ -13,17 +13,23 @@ from crbnet.crb import scale_crb, unit_crb
 from crbnet.simulation import chunks
 
 
-def estimate_image(estimator, coefficients: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Estimates (X, Y, Z, Pe) float64 of the voxels inside ``mask``, NaN outside; voxels whose coefficients are not
-    all finite are left NaN (and counted in the log) instead of being passed to the estimator."""
-    data = coefficients[mask]
-    finite = np.isfinite(data.view(np.float32) if data.dtype == np.complex64 else data).all(axis=1)
+def estimate_voxels(estimator, data: np.ndarray) -> np.ndarray:
+    """Estimates (n, Pe) float64 of voxel data (n, K); voxels whose values are not all finite are left NaN (and
+    counted in the log) instead of being passed to the estimator."""
+    finite = np.isfinite(data).all(axis=1)
     if not finite.all():
-        print(f"{int((~finite).sum())} voxels with NaN or inf coefficients left out")
+        print(f"{int((~finite).sum())} of {len(data)} voxels with NaN or inf coefficients left out (NaN maps)")
+    out = np.full((len(data), len(estimator.names)), np.nan)
+    if finite.any():
+        out[finite] = estimator.predict(data[finite])
+    return out
+
+
+def estimate_image(estimator, coefficients: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Estimates (X, Y, Z, Pe) of the voxels of a coefficient image inside ``mask``, NaN outside (and where the
+    coefficients are not finite)."""
     out = np.full((*mask.shape, len(estimator.names)), np.nan)
-    inside = out[mask]
-    inside[finite] = estimator.predict(data[finite])
-    out[mask] = inside
+    out[mask] = estimate_voxels(estimator, coefficients[mask])
     return out
 
 

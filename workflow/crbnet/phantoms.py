@@ -199,12 +199,13 @@ def save_phantom(path: str | Path, phantom: Phantom, coefficients: np.ndarray, b
         f.create_dataset("coefficients", data=coefficients, compression="gzip")
 
 
-def load_phantom(path: str | Path) -> tuple[Phantom, np.ndarray]:
-    """The phantom and its coefficient image, as written by ``save_phantom``."""
+def load_phantom(path: str | Path) -> tuple[Phantom, np.ndarray, dict]:
+    """The phantom, its coefficient image and the file's attributes (hashes, SNR, seed), as written by
+    ``save_phantom``."""
     with h5py.File(path, "r") as f:
         names = list(f["truth"].attrs["names"])
         truth = f["truth"][()]
         tissues = {int(k): v for k, v in json.loads(f.attrs["tissues"]).items()}
         phantom = Phantom(f["labels"][()], tissues, {k: truth[..., i] for i, k in enumerate(names)},
                           np.asarray(f.attrs["affine"]))
-        return phantom, f["coefficients"][()]
+        return phantom, f["coefficients"][()], dict(f.attrs)

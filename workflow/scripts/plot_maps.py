@@ -12,7 +12,7 @@ from crbnet.runtime import logged  # noqa: E402
 
 sm = snakemake  # noqa: F821
 with logged(sm.log[0]):
-    phantom, _ = load_phantom(sm.input.phantom)
+    phantom, _, _ = load_phantom(sm.input.phantom)
     estimates = {name: read_maps(path)[0] for name, path in sm.input.items() if name != "phantom"}
     names = list(next(iter(estimates.values())))
     maps = {"truth": {k: phantom.maps[k] for k in names}} | estimates
