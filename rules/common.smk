@@ -30,8 +30,8 @@ wildcard_constraints:
     experiment="|".join(EXPERIMENTS),
     split="[A-Za-z0-9_-]+",
     loss="mse|crb|bias_reduced",
-    estimator="mse|crb|bias_reduced|matching",
-    source="mse|crb|bias_reduced|matching|truth",
+    estimator="mse|crb|bias_reduced|matching|nlls",
+    source="mse|crb|bias_reduced|matching|nlls|truth",
     phantom="[A-Za-z0-9_-]+",
     parameter="[A-Za-z0-9]+",
     kind="map|sqrtcrb",
@@ -125,8 +125,16 @@ def estimators(wildcards):
     return exp_estimators(experiment(wildcards))
 
 
+def map_estimators(exp):
+    """The estimators that map phantoms and scans: those evaluated, and NLLS when configured (maps only)."""
+    return exp_estimators(exp) + (["nlls"] if "nlls" in exp else [])
+
+
 def model_file(wildcards):
-    """The estimator file: models/{loss}.pt for a network, models/matching.h5 for dictionary matching."""
+    """The estimator file: models/{loss}.pt for a network, models/matching.h5 for dictionary matching; for NLLS the
+    network it starts from."""
+    if wildcards.estimator == "nlls":
+        return f"{RESULTS}/{wildcards.experiment}/models/{experiment(wildcards)['nlls'].get('init', 'crb')}.pt"
     suffix = "h5" if wildcards.estimator == "matching" else "pt"
     return f"{RESULTS}/{wildcards.experiment}/models/{wildcards.estimator}.{suffix}"
 
@@ -162,7 +170,7 @@ def phantom_figure_inputs(wildcards):
     """The phantom and every estimator's maps of it."""
     base = f"{RESULTS}/{wildcards.experiment}"
     return {"phantom": f"{base}/phantoms/{wildcards.phantom}.h5"} | {
-        name: f"{base}/maps/{wildcards.phantom}/estimates_{name}.h5" for name in estimators(wildcards)}
+        name: f"{base}/maps/{wildcards.phantom}/estimates_{name}.h5" for name in map_estimators(experiment(wildcards))}
 
 
 ESTIMATION_ALGORITHMS = {
@@ -170,6 +178,7 @@ ESTIMATION_ALGORITHMS = {
     "crb": "neural network trained with the CRB-weighted loss (Zhang et al. 2022)",
     "bias_reduced": "neural network trained with the bias-reduced loss (Mao et al.)",
     "matching": "dictionary matching (maximum normalized inner product in the SVD subspace)",
+    "nlls": "non-linear least squares (batched Levenberg-Marquardt, crbnet.fitting) from a network's estimates",
     "truth": "ground truth of the numerical phantom",
 }
 
@@ -181,12 +190,12 @@ def map_outputs(name, exp):
     estimate = exp["training"]["estimate"]
     for phantom, cfg in exp.get("phantoms", {}).items():
         pattern = f"{RESULTS}/{name}/maps/{phantom}/desc-{{source}}_{{parameter}}{{kind}}.nii.gz"
-        out += expand(pattern, source=["truth", *exp_estimators(exp)], parameter=estimate, kind="map")
+        out += expand(pattern, source=["truth", *map_estimators(exp)], parameter=estimate, kind="map")
         out += expand(pattern, source=cfg.get("crb_maps", []), parameter=estimate, kind="sqrtcrb")
         out += expand(f"{RESULTS}/{name}/figures/{{figure}}_{phantom}.png", figure=["maps", "roi_boxplots"])
     for scan in exp.get("scans", {}):
         out += expand(f"{RESULTS}/{name}/maps/{scan}/desc-{{source}}_{{parameter}}map.nii.gz",
-                      source=exp_estimators(exp), parameter=estimate)
+                      source=map_estimators(exp), parameter=estimate)
     return out
 
 

@@ -23,8 +23,8 @@ rule phantom:
 
 
 rule estimate_maps:
-    """Maps of the estimated parameters of a phantom or a scan by one estimator (network or dictionary matching),
-    with sqrt(CRB) maps at the estimates where configured (phantoms)."""
+    """Maps of the estimated parameters of a phantom or a scan by one estimator (network, dictionary matching, or
+    NLLS started from a network on a sample of voxels), with sqrt(CRB) maps at the estimates where configured."""
     input:
         unpack(image_inputs),
         model=model_file,
@@ -34,6 +34,7 @@ rule estimate_maps:
     params:
         space=lambda wc: as_json(experiment(wc)["parameter_space"]),
         phantom=lambda wc: wc.phantom in experiment(wc).get("phantoms", {}),
+        nlls=lambda wc: experiment(wc).get("nlls", {}),
         crb=lambda wc: wc.estimator in image_config(wc).get("crb_maps", []),
         snr=lambda wc: image_config(wc).get("snr", 50),
         device=config.get("device", "auto"),

@@ -102,11 +102,15 @@ def test_tiny_end_to_end(tmp_path):
     assert np.all(headline.grid_mean_abs_bias_T2f < 1.0)  # seconds: below the T2f prior range
     _check_tiny_fisp(out / "tiny_fisp")
     _check_maps(exp / "maps" / "tubes", ("mse", "crb", "bias_reduced"), ("m0s", "T1", "T2f"), sqrt_crb=())
+    import nibabel as nib
+
+    nlls = np.asarray(nib.load(exp / "maps/tubes/desc-nlls_T1map.nii.gz").dataobj)
+    labels = np.asarray(nib.load(exp / "maps/tubes/desc-truth_T1map.nii.gz").dataobj) != 0
+    assert np.sum(nlls != 0) == 7 * 2 and np.all(labels[nlls != 0])  # two interior voxels per tissue
     _check_maps(out / "tiny_fisp" / "maps" / "brain", ("mse", "crb", "bias_reduced", "matching"), ("T1", "T2"),
                 sqrt_crb=("matching",))
     for figure in ("tiny/figures/maps_tubes", "tiny/figures/roi_boxplots_tubes", "tiny_fisp/figures/maps_brain"):
         assert (out / f"{figure}.png").stat().st_size > 1000
-    import nibabel as nib
 
     for source in ("crb", "matching"):  # the scan path gives the phantom path's maps inside the object
         a, b = (np.asarray(nib.load(out / f"tiny_fisp/maps/{name}/desc-{source}_T2map.nii.gz").dataobj)

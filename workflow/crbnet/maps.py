@@ -56,15 +56,32 @@ def crb_image(model, basis, estimates: np.ndarray, names: tuple[str, ...], mask:
     return out
 
 
+def eroded(labels: np.ndarray) -> np.ndarray:
+    """Labels with every voxel that has an in-plane neighbour of another label set to 0 (partial-volume edge)."""
+    keep = labels.copy()
+    for axis in (0, 1):
+        for shift in (-1, 1):
+            keep[np.roll(labels, shift, axis=axis) != labels] = 0
+    return keep
+
+
+def sample_voxels(labels: np.ndarray, per_label: int, seed: int) -> np.ndarray:
+    """Mask of up to ``per_label`` voxels drawn (seeded) from the interior (``eroded``) of every label > 0, for
+    estimators too slow for every voxel (NLLS)."""
+    rng = np.random.default_rng(seed)
+    interior = eroded(labels)
+    mask = np.zeros(labels.shape, dtype=bool)
+    for label in np.unique(interior[interior > 0]):
+        where = np.flatnonzero(interior == label)
+        mask.flat[rng.choice(where, size=min(per_label, len(where)), replace=False)] = True
+    return mask
+
+
 def roi_table(labels: np.ndarray, tissues: Mapping[int, str], maps: Mapping[str, Mapping[str, np.ndarray]],
               erode: bool = False) -> pd.DataFrame:
     """Long table (estimator, tissue, parameter, value) of every voxel of every tissue; ``erode`` drops voxels with a
     neighbour of another label in the image plane (the CRB paper's tube analysis)."""
-    keep = labels.copy()
-    if erode:
-        for axis in (0, 1):
-            for shift in (-1, 1):
-                keep[np.roll(labels, shift, axis=axis) != labels] = 0
+    keep = eroded(labels) if erode else labels
     frames = []
     for source, images in maps.items():
         for label, tissue in tissues.items():

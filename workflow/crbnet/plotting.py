@@ -82,8 +82,9 @@ def plot_crb_slice(table: pd.DataFrame, x: str, y: str, estimate: Sequence[str],
 
 # --------------------------------------------------------------------------------- network evaluation
 # Estimators: the networks by training loss, and dictionary matching.
-LABELS = {"mse": "MSE", "crb": "CRB-weighted", "bias_reduced": "bias-reduced", "matching": "dictionary matching"}
-COLORS = {"mse": "C0", "crb": "C3", "bias_reduced": "C2", "matching": "C1"}
+LABELS = {"mse": "MSE", "crb": "CRB-weighted", "bias_reduced": "bias-reduced", "matching": "dictionary matching",
+          "nlls": "NLLS"}
+COLORS = {"mse": "C0", "crb": "C3", "bias_reduced": "C2", "matching": "C1", "nlls": "C4"}
 # Display units: times in ms or us, the rest in SI.
 DISPLAY = {"T1": (1.0, "s"), "T2f": (1e3, "ms"), "T2": (1e3, "ms"), "T2s": (1e6, "us"), "R1f": (1.0, "1/s"),
            "R2f": (1.0, "1/s")}
