@@ -317,15 +317,17 @@ def plot_sweep_boxplots(tables: dict[str, pd.DataFrame], swept: str, alpha: floa
 def plot_maps(maps: dict[str, dict[str, np.ndarray]], labels: np.ndarray, tissues: dict[int, str],
               roi: str = "white_matter") -> plt.Figure:
     """Zhang Fig. 10 / Mao Figs. 4-5: one row per source (truth first, then the estimators), one column per
-    parameter, the middle axial slice, shared colour ranges per parameter; mean +- std over the ``roi`` tissue in
+    parameter, one axial slice (through the pallidum where the phantom has one), shared colour ranges per parameter; mean +- std over the ``roi`` tissue in
     each panel where the phantom has it."""
     _style()
     sources = list(maps)
     names = list(next(iter(maps.values())))
-    z = labels.shape[2] // 2
+    label_of = {v: k for k, v in tissues.items()}
+    # the slice through most of the pallidum when there is one (whole-brain volumes), else the middle one
+    z = int(np.argmax((labels == label_of["pallidum"]).sum(axis=(0, 1)))) if "pallidum" in label_of \
+        else labels.shape[2] // 2
     fig, axes = plt.subplots(len(sources), len(names), figsize=(3.2 * len(names), 3.0 * len(sources)),
                              squeeze=False)
-    label_of = {v: k for k, v in tissues.items()}
     inside = labels[..., z] > 0
     for j, name in enumerate(names):
         scale, unit = _display(name)
