@@ -25,14 +25,6 @@ def estimate_voxels(estimator, data: np.ndarray) -> np.ndarray:
     return out
 
 
-def estimate_image(estimator, coefficients: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Estimates (X, Y, Z, Pe) of the voxels of a coefficient image inside ``mask``, NaN outside (and where the
-    coefficients are not finite)."""
-    out = np.full((*mask.shape, len(estimator.names)), np.nan)
-    out[mask] = estimate_voxels(estimator, coefficients[mask])
-    return out
-
-
 def crb_image(model, basis, estimates: np.ndarray, names: tuple[str, ...], mask: np.ndarray,
               nuisance: Mapping[str, float], sigma: float, progress: bool = False) -> np.ndarray:
     """sqrt(CRB) (X, Y, Z, Pe) of the estimated parameters at the estimates (noise ``sigma`` per real channel,
