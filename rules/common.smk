@@ -139,10 +139,6 @@ def model_file(wildcards):
     return f"{RESULTS}/{wildcards.experiment}/models/{wildcards.estimator}.{suffix}"
 
 
-def phantom_config(wildcards):
-    return experiment(wildcards)["phantoms"][wildcards.phantom]
-
-
 def image_config(wildcards):
     """The config of the phantom or scan named by the wildcard (their names are unique within an experiment)."""
     exp = experiment(wildcards)

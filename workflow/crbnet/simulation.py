@@ -33,6 +33,13 @@ def chunks(model: QMTModel | FISPModel, values: Mapping[str, np.ndarray], wrt: t
     bar.close()
 
 
+def project_signals(model: QMTModel | FISPModel, values: Mapping[str, np.ndarray], basis: Basis,
+                    progress: bool = False) -> np.ndarray:
+    """Coefficients (n, r) at M0 = 1 of the fingerprints of every row of ``values`` (signals only, no Jacobian)."""
+    return np.concatenate([basis.project(signal).cpu().numpy()
+                           for _, signal, _ in chunks(model, values, (), progress=progress)])
+
+
 def grid_axes(*axes: Mapping) -> dict[str, np.ndarray]:
     """Configured axes ``{name, lower, upper, n[, scale]}`` as evenly (``scale: linear``, the default) or
     logarithmically (``scale: log``) spaced values."""

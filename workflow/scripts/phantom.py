@@ -23,7 +23,7 @@ with logged(sm.log[0], sm.threads):
         phantom = brain_phantom(cfg["tissues"], pz, cfg.get("axial_slice", 72))
     print(f"{sm.wildcards.phantom}: {int(phantom.mask.sum())} voxels, tissues {', '.join(phantom.tissues.values())}")
     model = model_for(load_sequence(sm.input.sequence), pz, pick_device(sm.params.device))
-    image = coefficient_image(phantom, model, Basis.load(sm.input.basis), cfg.get("snr", 50), cfg.get("seed", 0),
-                              progress=True)
-    save_phantom(sm.output.phantom, phantom, image, Basis.load(sm.input.basis),
+    basis = Basis.load(sm.input.basis)
+    image = coefficient_image(phantom, model, basis, cfg.get("snr", 50), cfg.get("seed", 0), progress=True)
+    save_phantom(sm.output.phantom, phantom, image, basis,
                  {"snr": cfg.get("snr", 50), "seed": cfg.get("seed", 0)})
