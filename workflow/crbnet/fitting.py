@@ -22,10 +22,12 @@ class NLLSEstimator:
 
     ``fit`` are the parameters varied (default: all of the model's parameterization), the others stay at the prior
     means of ``space``; ``names`` those reported. Starting values come from ``init`` (an estimator whose outputs
-    seed the parameters it names, e.g. a trained network) or the prior means."""
+    seed the parameters it names, e.g. a trained network) or the prior means. At most ``iterations`` steps; a voxel
+    stops early once a step lowers its cost by less than the fraction ``ftol``."""
 
     def __init__(self, model, basis: Basis, space: ParameterSpace, names: Sequence[str],
-                 fit: Sequence[str] | None = None, init=None, iterations: int = 30, batch: int = 256) -> None:
+                 fit: Sequence[str] | None = None, init=None, iterations: int = 30, batch: int | None = None,
+                 ftol: float = 1e-8) -> None:
         self.model, self.basis, self.space, self.init = model, basis, space, init
         self.names = tuple(names)
         self.units = tuple(parameter(n).unit for n in self.names)
@@ -33,7 +35,8 @@ class NLLSEstimator:
         missing = [n for n in self.names if n not in model.parameterization.names]
         if missing:
             raise ValueError(f"cannot report {', '.join(missing)}: not in {model.parameterization.name}")
-        self.iterations, self.batch = iterations, batch
+        self.iterations, self.ftol = iterations, ftol
+        self.batch = batch or max(1, model.chunk_entries // (1 + len(self.fit)))  # voxels fitted together
         bounds = {k: (p.lower, p.upper) for k, p in space.priors.items()}
         self.lower = torch.tensor([bounds.get(k, (-np.inf, np.inf))[0] for k in self.fit], dtype=torch.float64)
         self.upper = torch.tensor([bounds.get(k, (-np.inf, np.inf))[1] for k in self.fit], dtype=torch.float64)
@@ -64,30 +67,43 @@ class NLLSEstimator:
     def _m0(c: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return (c.conj() * y).sum(1) / (c.abs() ** 2).sum(1).clamp_min(1e-300)
 
+    @staticmethod
+    def _step(y: torch.Tensor, c: torch.Tensor, d: torch.Tensor, M0: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
+        """Damped Gauss-Newton step in (Re M0, Im M0, theta), (b, 2 + P)."""
+        A = torch.cat([c[..., None], 1j * c[..., None], M0[:, None, None] * d], dim=2)  # (b, r, 2 + P)
+        J = torch.cat([A.real, A.imag], dim=1)
+        res = y - M0[:, None] * c
+        g = torch.einsum("bkp,bk->bp", J, torch.cat([res.real, res.imag], dim=1))
+        H = J.transpose(1, 2) @ J
+        diag = H.diagonal(dim1=1, dim2=2).clamp_min(1e-300)
+        return torch.linalg.solve(H + torch.diag_embed(lam[:, None] * diag), g[..., None])[..., 0]
+
     def _fit_batch(self, y: torch.Tensor, values: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Fitted parameters (b, P). Only voxels still converging are computed: a voxel stops once a step lowers its
+        cost by less than ``ftol`` relative, and the Jacobian is recomputed only where a step was taken."""
         theta = torch.stack([values[k] for k in self.fit], dim=1)
         lam = torch.full((len(y),), 1e-3, dtype=torch.float64)
         c, d = self._coefficients(values, theta, True)
         M0 = self._m0(c, y)
         cost = ((y - M0[:, None] * c).abs() ** 2).sum(1)
+        active = torch.arange(len(y))
         for _ in range(self.iterations):
-            A = torch.cat([c[..., None], 1j * c[..., None], M0[:, None, None] * d], dim=2)  # (b, r, 2 + P)
-            J = torch.cat([A.real, A.imag], dim=1)
-            res = y - M0[:, None] * c
-            g = torch.einsum("bkp,bk->bp", J, torch.cat([res.real, res.imag], dim=1))
-            H = J.transpose(1, 2) @ J
-            diag = H.diagonal(dim1=1, dim2=2).clamp_min(1e-300)
-            step = torch.linalg.solve(H + torch.diag_embed(lam[:, None] * diag), g[..., None])[..., 0]
-            trial = torch.minimum(torch.maximum(theta + step[:, 2:], self.lower), self.upper)
-            c_new, _ = self._coefficients(values, trial, False)
-            M0_new = self._m0(c_new, y)
-            cost_new = ((y - M0_new[:, None] * c_new).abs() ** 2).sum(1)
-            better = cost_new < cost
-            theta = torch.where(better[:, None], trial, theta)
-            cost = torch.where(better, cost_new, cost)
-            lam = torch.where(better, (lam / 10).clamp_min(1e-9), (lam * 10).clamp_max(1e9))
-            c, d = self._coefficients(values, theta, True)
-            M0 = self._m0(c, y)
+            if not len(active):
+                break
+            a = active
+            step = self._step(y[a], c[a], d[a], M0[a], lam[a])
+            trial = torch.minimum(torch.maximum(theta[a] + step[:, 2:], self.lower), self.upper)
+            c_trial, _ = self._coefficients({k: v[a] for k, v in values.items()}, trial, False)
+            cost_trial = ((y[a] - self._m0(c_trial, y[a])[:, None] * c_trial).abs() ** 2).sum(1)
+            better = cost_trial < cost[a]
+            done = better & (cost[a] - cost_trial <= self.ftol * cost[a])
+            lam[a] = torch.where(better, (lam[a] / 10).clamp_min(1e-9), (lam[a] * 10).clamp_max(1e9))
+            moved = a[better]
+            theta[moved], cost[moved] = trial[better], cost_trial[better]
+            if len(moved):
+                c[moved], d[moved] = self._coefficients({k: v[moved] for k, v in values.items()}, theta[moved], True)
+                M0[moved] = self._m0(c[moved], y[moved])
+            active = a[~done]
         return theta
 
     def predict(self, data: np.ndarray, **_: object) -> np.ndarray:

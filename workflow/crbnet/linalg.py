@@ -25,6 +25,33 @@ def dmm(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return torch.cat([value, x[1:] @ y[0] + x[0] @ y[1:]], dim=0)
 
 
+def dcumprod(x: torch.Tensor) -> torch.Tensor:
+    """Cumulative products ``C_i = X_i ... X_1 X_0`` of a dual stack (1 + P, B, N, n, n) along N.
+
+    Two-level blocking: sqrt(N) blocks of sqrt(N) steps, cumulated inside every block at once, then across
+    blocks; about 2 sqrt(N) batched products instead of N sequential ones.
+    """
+    d, b, n, m = x.shape[0], x.shape[1], x.shape[2], x.shape[-1]
+    if n == 0:
+        return x
+    k = math.isqrt(n - 1) + 1
+    groups = -(-n // k)
+    pad = torch.zeros(d, b, groups * k - n, m, m, dtype=x.dtype, device=x.device)
+    pad[0] = torch.eye(m, dtype=x.dtype, device=x.device)
+    blocks = torch.cat([x, pad], dim=2).unflatten(2, (groups, k))  # (D, B, G, K, n, n)
+    local = [blocks[:, :, :, 0]]
+    for j in range(1, k):
+        local.append(dmm(blocks[:, :, :, j], local[-1]))
+    prefix = [local[-1][:, :, 0]]  # products of whole blocks 0..g
+    for g in range(1, groups - 1):
+        prefix.append(dmm(local[-1][:, :, g], prefix[-1]))
+    within = torch.stack(local, dim=3)  # (D, B, G, K, n, n)
+    if groups > 1:
+        before = torch.stack(prefix, dim=2)[:, :, :, None].expand(-1, -1, -1, k, -1, -1)
+        within = torch.cat([within[:, :, :1], dmm(within[:, :, 1:], before)], dim=2)
+    return within.flatten(2, 3)[:, :, :n]
+
+
 def dsolve(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Solve A z = b for dual stacks: z' = A^{-1} (b' - A' z)."""
     lu, piv = torch.linalg.lu_factor(a[0])
@@ -60,17 +87,31 @@ class _Columns:
         return _Columns(scalar * self.value, scalar * self.tangents)
 
 
+# Matrices exponentiated at once: the tangent temporaries of a chunk (about 2 MiB) stay in a core's cache, which
+# makes the memory-bound products about 4x faster than on the whole batch.
+_CHUNK_BYTES = 2**21
+
+
 def dexpm(x: torch.Tensor) -> torch.Tensor:
     """Matrix exponential of a dual stack of square matrices (scaling and squaring, Taylor degree 16).
 
-    Tangents are exact Frechet derivatives: the algorithm's products are differentiated step by step.
+    Tangents are exact Frechet derivatives: the algorithm's products are differentiated step by step. The
+    matrices are taken in cache-sized chunks, each with its own number of squarings.
     """
+    p, n = x.shape[0] - 1, x.shape[-1]
+    flat = x.reshape(p + 1, -1, n, n)
+    chunk = max(1, _CHUNK_BYTES // (flat.element_size() * n * n * (p + 1)))
+    out = torch.cat([_dexpm(flat[:, i:i + chunk]) for i in range(0, flat.shape[1], chunk)], dim=1)
+    return out.reshape(x.shape)
+
+
+def _dexpm(x: torch.Tensor) -> torch.Tensor:
+    """dexpm of a dual stack (1 + P, M, n, n) at once."""
     s = _squarings(x[0])
     x = x / 2.0**s
-    batch, n, p = x.shape[1:-2], x.shape[-1], x.shape[0] - 1
-    flat = x.reshape(p + 1, -1, n, n)
-    a = _Columns(flat[0], flat[1:].permute(1, 2, 0, 3))
-    ident = _Columns(torch.eye(n, dtype=x.dtype, device=x.device).expand_as(a.value), torch.zeros_like(a.tangents))
+    a = _Columns(x[0], x[1:].permute(1, 2, 0, 3))
+    ident = _Columns(torch.eye(x.shape[-1], dtype=x.dtype, device=x.device).expand_as(a.value),
+                     torch.zeros_like(a.tangents))
     a2 = a @ a
     a3 = a2 @ a
     a4 = a2 @ a2
@@ -87,8 +128,7 @@ def dexpm(x: torch.Tensor) -> torch.Tensor:
         e = block(j) + a4 @ e
     for _ in range(s):
         e = e @ e
-    stacked = torch.cat([e.value.unsqueeze(0), e.tangents.permute(2, 0, 1, 3)])
-    return stacked.reshape(p + 1, *batch, n, n)
+    return torch.cat([e.value.unsqueeze(0), e.tangents.permute(2, 0, 1, 3)])
 
 
 def expm2(m: torch.Tensor) -> torch.Tensor:

@@ -12,10 +12,11 @@ the tangents as dual stacks (crbnet.linalg).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from typing import NamedTuple
 
 import torch
 
-from crbnet.linalg import assemble, dexpm, dmm, dsolve, expm2
+from crbnet.linalg import assemble, dcumprod, dexpm, dmm, dsolve, expm2
 from crbnet.parameters import Parameterization
 from crbnet.saturation import r2sl
 from crbnet.sequences import Pattern, QMTSequence
@@ -73,18 +74,32 @@ def crushed_pulse(c: Mapping[str, torch.Tensor], alpha: torch.Tensor, TRF: torch
                      (4, 4): torch.ones_like(nut)}, 5)
 
 
-def _blocks(pattern: Pattern, TR: float, device: torch.device) -> Callable[[Mapping[str, torch.Tensor]], tuple]:
-    """The per-pulse blocks of one pattern as a function of canonical parameters (each (B,))."""
+class _PatternBlocks(NamedTuple):
+    """The per-pulse blocks of one pattern: ``blocks(c)`` gives, for canonical parameters c (each (B,)), the pulse
+    generators of every pulse, the free precessions of each distinct free time and the crushed pulses; ``free_at``
+    picks each pulse's free precession and ``crushed_at`` lists the crushed pulses."""
+
+    blocks: Callable[[Mapping[str, torch.Tensor]], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+    free_at: torch.Tensor
+    crushed_at: torch.Tensor
+
+
+def _pattern_blocks(pattern: Pattern, TR: float, device: torch.device) -> _PatternBlocks:
+    """The blocks of one pattern; free precession is computed once per distinct free time (the pulse durations
+    take few values), crushed pulses only where they occur."""
     alpha = torch.as_tensor(pattern.alpha, device=device)
     TRF = torch.as_tensor(pattern.TRF, device=device)
     crushed = torch.as_tensor(pattern.crushed, device=device)
-    t_free = torch.where(crushed, torch.full_like(TRF, TR / 2), (TR - TRF) / 2)
+    t_free, free_at = torch.unique(torch.where(crushed, torch.full_like(TRF, TR / 2), (TR - TRF) / 2),
+                                   return_inverse=True)
+    crushed_at = crushed.nonzero()[:, 0]
 
     def blocks(c: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         col = {k: v[:, None] for k, v in c.items()}
-        return pulse_generator(col, alpha, TRF), free_precession(col, t_free), crushed_pulse(col, alpha, TRF)
+        return (pulse_generator(col, alpha, TRF), free_precession(col, t_free),
+                crushed_pulse(col, alpha[crushed_at], TRF[crushed_at]))
 
-    return blocks
+    return _PatternBlocks(blocks, free_at, crushed_at)
 
 
 def _dual_blocks(blocks: Callable, values: Mapping[str, torch.Tensor], parameterization: Parameterization,
@@ -102,25 +117,23 @@ def _dual_blocks(blocks: Callable, values: Mapping[str, torch.Tensor], parameter
     return tuple(torch.cat([p.unsqueeze(0), t]) for p, t in zip(primal, tangents))
 
 
-def _pattern_signal(blocks: Callable, crushed: torch.Tensor, values: Mapping[str, torch.Tensor],
-                    parameterization: Parameterization, wrt: Sequence[str]) -> torch.Tensor:
+def _pattern_signal(pattern: _PatternBlocks, values: Mapping[str, torch.Tensor], parameterization: Parameterization,
+                    wrt: Sequence[str]) -> torch.Tensor:
     """Dual stack of the (xf, yf) samples of one pattern, shape (1 + P, B, N, 2)."""
-    generator, free, crush = _dual_blocks(blocks, values, parameterization, wrt)
+    generator, free, crush = _dual_blocks(pattern.blocks, values, parameterization, wrt)
     pulse = dexpm(generator)[..., _REDUCED, :][..., _REDUCED]
-    pulse = torch.where(crushed[:, None, None], crush, pulse)
+    pulse[:, :, pattern.crushed_at] = crush
     pulse = pulse * _RZ_PI.to(pulse.device)  # Rz(pi) acts first: negate the (xf, yf) columns
+    free = free[:, :, pattern.free_at]
     step = dmm(free, dmm(pulse, free))  # (D, B, N, 5, 5)
     n = step.shape[2]
-    cumulative = [step[:, :, 1]]  # Phi_i = P_i ... P_2
-    for i in range(2, n):
-        cumulative.append(dmm(step[:, :, i], cumulative[-1]))
-    cycle = dmm(step[:, :, 0], cumulative[-1]) if n > 1 else step[:, :, 0]
+    phi = dcumprod(step[:, :, 1:])  # Phi_i = P_i ... P_2, (D, B, N-1, 5, 5)
+    cycle = dmm(step[:, :, 0], phi[:, :, -1]) if n > 1 else step[:, :, 0]
     boundary = torch.diag(torch.tensor([1.0, 1.0, 1.0, 1.0, 0.0], dtype=cycle.dtype, device=cycle.device))
     lhs = cycle - torch.cat([boundary.expand_as(cycle[:1]), torch.zeros_like(cycle[1:])])
     rhs = torch.zeros_like(cycle[..., :1])
     rhs[0, ..., 4, 0] = 1.0
     m1 = dsolve(lhs, rhs)  # (D, B, 5, 1)
-    phi = torch.stack(cumulative, dim=2)  # (D, B, N-1, 5, 5)
     states = dmm(phi, m1[:, :, None].expand(-1, -1, n - 1, -1, -1))
     states = torch.cat([m1[:, :, None], states], dim=2)
     return states[..., :2, 0]
@@ -138,10 +151,7 @@ class QMTModel:
         self.sequence = sequence
         self.parameterization = parameterization
         self.device = torch.device(device)
-        self._patterns = [
-            (_blocks(p, sequence.TR, self.device), torch.as_tensor(p.crushed, device=self.device))
-            for p in sequence.patterns
-        ]
+        self._patterns = [_pattern_blocks(p, sequence.TR, self.device) for p in sequence.patterns]
 
     @property
     def n_samples(self) -> int:
@@ -161,7 +171,7 @@ class QMTModel:
         if unknown:
             raise ValueError(f"cannot differentiate w.r.t. {unknown[0]}: not in {self.parameterization.names}")
         v = self._as_tensors(values)
-        parts = [_pattern_signal(b, c, v, self.parameterization, wrt) for b, c in self._patterns]
+        parts = [_pattern_signal(p, v, self.parameterization, wrt) for p in self._patterns]
         xy = torch.cat(parts, dim=2)  # (D, B, Ns, 2)
         s = torch.complex(xy[..., 0], xy[..., 1])
         return s[0], s[1:].permute(1, 2, 0)
