@@ -181,7 +181,8 @@ ESTIMATION_ALGORITHMS = {
 
 def map_outputs(name, exp):
     """NIfTI maps of every phantom of an experiment (truth and every estimator, each estimated parameter; sqrt(CRB)
-    maps of the estimators listed in crb_maps) and its two figures, and every estimator's maps of every scan."""
+    maps of the estimators listed in crb_maps), its two figures and, with NLLS, the NN-against-NLLS table and figure;
+    and every estimator's maps of every scan."""
     out = []
     estimate = exp["training"]["estimate"]
     for phantom, cfg in exp.get("phantoms", {}).items():
@@ -189,6 +190,9 @@ def map_outputs(name, exp):
         out += expand(pattern, source=["truth", *map_estimators(exp)], parameter=estimate, kind="map")
         out += expand(pattern, source=cfg.get("crb_maps", []), parameter=estimate, kind="sqrtcrb")
         out += expand(f"{RESULTS}/{name}/figures/{{figure}}_{phantom}.png", figure=["maps", "roi_boxplots"])
+        if "nlls" in exp:
+            out += [f"{RESULTS}/{name}/figures/nlls_agreement_{phantom}.png",
+                    f"{RESULTS}/{name}/tables/nlls_agreement_{phantom}.csv"]
     for scan in exp.get("scans", {}):
         out += expand(f"{RESULTS}/{name}/maps/{scan}/desc-{{source}}_{{parameter}}map.nii.gz",
                       source=map_estimators(exp), parameter=estimate)

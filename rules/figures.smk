@@ -133,3 +133,23 @@ for figure, caption in (("maps", "maps"), ("roi_boxplots", "roi_boxplots")):
             "../envs/plotting.yaml"
         script:
             "../workflow/scripts/plot_maps.py"
+
+
+rule fig_nlls_agreement:
+    """Mao Fig. 4 analogue: network estimates against NLLS, voxel by voxel, from the small pair table."""
+    input:
+        pairs=f"{RESULTS}/{{experiment}}/tables/nlls_pairs_{{phantom}}.csv",
+    output:
+        png=report(f"{RESULTS}/{{experiment}}/figures/nlls_agreement_{{phantom}}.png",
+                   caption="../workflow/report/nlls_agreement.rst", category="Maps"),
+        pdf=f"{RESULTS}/{{experiment}}/figures/nlls_agreement_{{phantom}}.pdf",
+    log:
+        f"{RESULTS}/{{experiment}}/logs/fig_nlls_agreement_{{phantom}}.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../envs/plotting.yaml"
+    script:
+        "../workflow/scripts/plot_agreement.py"

@@ -71,3 +71,24 @@ rule nifti_map:
         "../envs/plotting.yaml"
     script:
         "../workflow/scripts/nifti_map.py"
+
+
+rule nlls_agreement:
+    """Every network's (and the truth's) maps of a phantom against NLLS in the voxels NLLS fitted: the voxel pairs
+    and their median relative differences, overall and per tissue."""
+    input:
+        unpack(phantom_figure_inputs),
+    output:
+        pairs=f"{RESULTS}/{{experiment}}/tables/nlls_pairs_{{phantom}}.csv",
+        table=report(f"{RESULTS}/{{experiment}}/tables/nlls_agreement_{{phantom}}.csv",
+                     caption="../workflow/report/nlls_agreement_table.rst", category="Maps"),
+    log:
+        f"{RESULTS}/{{experiment}}/logs/nlls_agreement_{{phantom}}.log",
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=10,
+    conda:
+        "../envs/plotting.yaml"
+    script:
+        "../workflow/scripts/nlls_agreement.py"

@@ -10,7 +10,7 @@ import torch
 
 from crbnet.basis import svd_basis
 from crbnet.io import read_maps, save_maps, write_nifti_map
-from crbnet.maps import crb_image, estimate_voxels, roi_table
+from crbnet.maps import agreement, crb_image, estimate_voxels, paired_table, roi_table
 from crbnet.matching import MatchingEstimator
 from crbnet.models.fisp import FISPModel
 from crbnet.parameters import PARAMETERIZATIONS, ParameterSpace
@@ -137,3 +137,22 @@ def test_dictionary_maps_recover_the_tubes_and_crb_maps_match_the_crb(tmp_path):
     table = roi_table(phantom.labels, phantom.tissues, {"matching": {"T2": estimates[..., 1]}}, erode=True)
     eroded = table[table.tissue == "t0"]
     assert 0 < len(eroded) < (phantom.labels == 2).sum() and np.allclose(eroded.value, 0.03)
+
+
+def test_pairs_against_a_sparse_reference_and_their_relative_differences():
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 3, size=(9, 8, 2))
+    truth = {"T1": rng.uniform(0.5, 2, labels.shape), "T2": rng.uniform(0.02, 0.2, labels.shape)}
+    sparse = {k: np.where(rng.random(labels.shape) < 0.3, v * 1.1, np.nan) for k, v in truth.items()}
+    shifted = {k: v * 0.8 for k, v in truth.items()}
+    maps = {"truth": truth, "nlls": sparse, "mse": shifted}
+    pairs = paired_table(roi_table(labels, {1: "a", 2: "b"}, maps), "nlls")
+    for source, name, tissue in [("mse", "T2", "b"), ("truth", "T1", "a")]:
+        got = pairs[(pairs.estimator == source) & (pairs.parameter == name) & (pairs.tissue == tissue)]
+        inside = (labels == (1 if tissue == "a" else 2)) & np.isfinite(sparse[name])
+        np.testing.assert_array_equal(got.value, maps[source][name][inside])  # the same voxels, in the same order
+        np.testing.assert_array_equal(got.reference, sparse[name][inside])
+    table = agreement(pairs).set_index(["estimator", "parameter"])
+    np.testing.assert_allclose(table.median_rel_diff_pct.loc[("mse", "T1")], 100 * (0.8 / 1.1 - 1))
+    np.testing.assert_allclose(table.median_abs_rel_diff_pct.loc[("truth", "T2")], 100 * (1 - 1 / 1.1))
+    assert table.voxels.loc[("mse", "T1")] == ((labels > 0) & np.isfinite(sparse["T1"])).sum()

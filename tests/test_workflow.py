@@ -107,9 +107,13 @@ def test_tiny_end_to_end(tmp_path):
     nlls = np.asarray(nib.load(exp / "maps/tubes/desc-nlls_T1map.nii.gz").dataobj)
     labels = np.asarray(nib.load(exp / "maps/tubes/desc-truth_T1map.nii.gz").dataobj) != 0
     assert np.sum(nlls != 0) == 7 * 2 and np.all(labels[nlls != 0])  # two interior voxels per tissue
+    agreement = pd.read_csv(exp / "tables" / "nlls_agreement_tubes.csv")  # every source against NLLS, 14 voxels
+    overall = agreement[agreement.tissue == "all"]
+    assert len(overall) == 4 * 3 and set(overall.voxels) == {14} and np.all(overall.median_abs_rel_diff_pct >= 0)
     _check_maps(out / "tiny_fisp" / "maps" / "brain", ("mse", "crb", "bias_reduced", "matching"), ("T1", "T2"),
                 sqrt_crb=("matching",))
-    for figure in ("tiny/figures/maps_tubes", "tiny/figures/roi_boxplots_tubes", "tiny_fisp/figures/maps_brain"):
+    for figure in ("tiny/figures/maps_tubes", "tiny/figures/roi_boxplots_tubes", "tiny/figures/nlls_agreement_tubes",
+                   "tiny_fisp/figures/maps_brain"):
         assert (out / f"{figure}.png").stat().st_size > 1000
 
     for source in ("crb", "matching"):  # the scan path gives the phantom path's maps inside the object

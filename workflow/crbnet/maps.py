@@ -1,15 +1,17 @@
 """Parameter maps of a phantom (or of coefficient images) from any estimator, their sqrt(CRB) uncertainty maps, and
-per-tissue tables of them (files: crbnet.io.save_maps, read_maps, write_nifti_map)."""
+per-tissue tables of them, and their agreement with a reference estimator (files: crbnet.io.save_maps, read_maps,
+write_nifti_map)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 
 from crbnet.crb import scale_crb, unit_crb
+from crbnet.io import read_maps
 from crbnet.simulation import chunks
 
 
@@ -69,6 +71,14 @@ def sample_voxels(labels: np.ndarray, per_label: int, seed: int) -> np.ndarray:
     return mask
 
 
+def phantom_maps(phantom, paths: Mapping[str, str]) -> dict[str, dict[str, np.ndarray]]:
+    """The true maps of a ``crbnet.phantoms.Phantom`` (source ``truth``) and every estimator's maps (files of
+    crbnet.io.save_maps, keyed by estimator), each over the estimated parameters."""
+    estimates = {name: read_maps(path)[0] for name, path in paths.items()}
+    names = list(next(iter(estimates.values())))
+    return {"truth": {k: phantom.maps[k] for k in names}} | estimates
+
+
 def roi_table(labels: np.ndarray, tissues: Mapping[int, str], maps: Mapping[str, Mapping[str, np.ndarray]],
               erode: bool = False) -> pd.DataFrame:
     """Long table (estimator, tissue, parameter, value) of every voxel of every tissue; ``erode`` drops voxels with a
@@ -82,3 +92,22 @@ def roi_table(labels: np.ndarray, tissues: Mapping[int, str], maps: Mapping[str,
                 frames.append(pd.DataFrame({"estimator": source, "tissue": tissue, "parameter": name,
                                             "value": image[inside]}))
     return pd.concat(frames, ignore_index=True)
+
+
+def paired_table(table: pd.DataFrame, reference: str) -> pd.DataFrame:
+    """Voxel pairs (estimator, tissue, parameter, reference, value) of a ``roi_table``: every other source's value
+    next to the ``reference`` estimator's in the same voxel, wherever that is finite (NLLS maps a sample of voxels)."""
+    keys = ["tissue", "parameter", "voxel"]
+    table = table.assign(voxel=table.groupby(["estimator", "tissue", "parameter"], sort=False).cumcount())
+    ref = table[table.estimator == reference].dropna(subset=["value"])[keys + ["value"]]
+    pairs = table[table.estimator != reference].merge(ref.rename(columns={"value": "reference"}), on=keys)
+    return pairs.drop(columns="voxel")
+
+
+def agreement(pairs: pd.DataFrame, by: Sequence[str] = ("estimator", "parameter")) -> pd.DataFrame:
+    """Median signed and absolute relative difference (%) from the reference, and the voxel count, per group of a
+    ``paired_table``."""
+    rel = 100 * (pairs.value - pairs.reference) / pairs.reference.abs()
+    return (pairs.assign(rel=rel, abs_rel=rel.abs()).groupby(list(by), sort=False)
+            .agg(median_rel_diff_pct=("rel", "median"), median_abs_rel_diff_pct=("abs_rel", "median"),
+                 voxels=("rel", "count")).reset_index())

@@ -15,6 +15,7 @@ import seaborn as sns  # noqa: E402
 from cmcrameri import cm  # noqa: E402
 
 from crbnet.io import atomic_path  # noqa: E402
+from crbnet.maps import agreement  # noqa: E402
 from crbnet.parameters import parameter  # noqa: E402
 from crbnet.sequences import FISPSequence, QMTSequence  # noqa: E402
 
@@ -317,8 +318,8 @@ def plot_sweep_boxplots(tables: dict[str, pd.DataFrame], swept: str, alpha: floa
 def plot_maps(maps: dict[str, dict[str, np.ndarray]], labels: np.ndarray, tissues: dict[int, str],
               roi: str = "white_matter") -> plt.Figure:
     """Zhang Fig. 10 / Mao Figs. 4-5: one row per source (truth first, then the estimators), one column per
-    parameter, one axial slice (through the pallidum where the phantom has one), shared colour ranges per parameter; mean +- std over the ``roi`` tissue in
-    each panel where the phantom has it."""
+    parameter, one axial slice (through the pallidum where the phantom has one), shared colour ranges per
+    parameter; mean +- std over the ``roi`` tissue in each panel where the phantom has it."""
     _style()
     sources = list(maps)
     names = list(next(iter(maps.values())))
@@ -373,6 +374,39 @@ def plot_roi_boxplots(table: pd.DataFrame) -> plt.Figure:
         ax.set_ylabel(f"{name} ({unit})")
     handles = [plt.Rectangle((0, 0), 1, 1, color=COLORS.get(e, "C7"), alpha=0.5) for e in estimators]
     axes[0, 0].legend(handles, [LABELS.get(e, e) for e in estimators], frameon=False, fontsize=7, ncol=len(estimators))
+    sns.despine(fig)
+    fig.tight_layout()
+    return fig
+
+
+def plot_agreement(pairs: pd.DataFrame, reference: str = "nlls") -> plt.Figure:
+    """Mao Fig. 4 / Zhang Fig. 9 in numbers: every source's estimate against the ``reference`` estimator's in the
+    same voxel (one row per parameter, one column per source, colour by tissue), the identity line, and the median
+    absolute relative difference. ``pairs`` comes from crbnet.maps.paired_table."""
+    _style()
+    names = list(dict.fromkeys(pairs.parameter))
+    sources = list(dict.fromkeys(pairs.estimator))
+    tissues = list(dict.fromkeys(pairs.tissue))
+    summary = agreement(pairs).set_index(["estimator", "parameter"])
+    fig, axes = plt.subplots(len(names), len(sources), figsize=(2.8 * len(sources) + 1.5, 2.7 * len(names)),
+                             squeeze=False)
+    for i, name in enumerate(names):
+        scale, unit = _display(name)
+        rows = pairs[pairs.parameter == name]
+        lo, hi = np.nanpercentile(np.r_[rows.reference, rows.value] * scale, [0.5, 99.5])
+        for j, source in enumerate(sources):
+            ax = axes[i, j]
+            for k, tissue in enumerate(tissues):
+                part = rows[(rows.estimator == source) & (rows.tissue == tissue)]
+                ax.plot(part.reference * scale, part.value * scale, "o", ms=3, alpha=0.7, color=f"C{k % 10}",
+                        label=tissue.replace("_", " "))
+            ax.plot([lo, hi], [lo, hi], color="k", lw=0.8)
+            ax.set(xlim=(lo, hi), ylim=(lo, hi))
+            ax.text(0.04, 0.96, f"median |diff| {summary.loc[(source, name), 'median_abs_rel_diff_pct']:.3g} %",
+                    transform=ax.transAxes, va="top", fontsize=7)
+            ax.set_xlabel(f"{LABELS.get(reference, reference)} {name} ({unit})", fontsize=8)
+            ax.set_ylabel(f"{LABELS.get(source, source)} {name} ({unit})", fontsize=8)
+    axes[0, -1].legend(frameon=False, fontsize=7, bbox_to_anchor=(1.02, 1), loc="upper left")
     sns.despine(fig)
     fig.tight_layout()
     return fig

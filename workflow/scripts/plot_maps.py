@@ -5,17 +5,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
 
 from crbnet import plotting  # noqa: E402
-from crbnet.io import read_maps  # noqa: E402
-from crbnet.maps import roi_table  # noqa: E402
+from crbnet.maps import phantom_maps, roi_table  # noqa: E402
 from crbnet.phantoms import load_phantom  # noqa: E402
 from crbnet.runtime import logged  # noqa: E402
 
 sm = snakemake  # noqa: F821
 with logged(sm.log[0]):
     phantom, _, _ = load_phantom(sm.input.phantom)
-    estimates = {name: read_maps(path)[0] for name, path in sm.input.items() if name != "phantom"}
-    names = list(next(iter(estimates.values())))
-    maps = {"truth": {k: phantom.maps[k] for k in names}} | estimates
+    maps = phantom_maps(phantom, {name: path for name, path in sm.input.items() if name != "phantom"})
     if sm.rule == "fig_maps":
         figure = plotting.plot_maps(maps, phantom.labels, phantom.tissues)
     else:
