@@ -78,13 +78,7 @@ class _Columns:
         m, n, p, _ = self.tangents.shape
         left = (self.tangents.reshape(m, n * p, n) @ other.value).reshape(m, n, p, n)  # X' Y
         right = (self.value @ other.tangents.reshape(m, n, p * n)).reshape(m, n, p, n)  # X Y'
-        return _Columns(self.value @ other.value, left + right)
-
-    def __add__(self, other: _Columns) -> _Columns:
-        return _Columns(self.value + other.value, self.tangents + other.tangents)
-
-    def __rmul__(self, scalar: float) -> _Columns:
-        return _Columns(scalar * self.value, scalar * self.tangents)
+        return _Columns(self.value @ other.value, left.add_(right))
 
 
 # Matrices exponentiated at once: the tangent temporaries of a chunk (about 2 MiB) stay in a core's cache, which
@@ -106,26 +100,33 @@ def dexpm(x: torch.Tensor) -> torch.Tensor:
 
 
 def _dexpm(x: torch.Tensor) -> torch.Tensor:
-    """dexpm of a dual stack (1 + P, M, n, n) at once."""
+    """dexpm of a dual stack (1 + P, M, n, n) at once: Paterson-Stockmeyer in Horner form, each block
+    ``c0 I + c1 A + c2 A^2 + c3 A^3`` accumulated in place into ``A^4 E`` (memory traffic is the cost)."""
     s = _squarings(x[0])
     x = x / 2.0**s
+    n = x.shape[-1]
     a = _Columns(x[0], x[1:].permute(1, 2, 0, 3))
-    ident = _Columns(torch.eye(x.shape[-1], dtype=x.dtype, device=x.device).expand_as(a.value),
-                     torch.zeros_like(a.tangents))
     a2 = a @ a
     a3 = a2 @ a
     a4 = a2 @ a2
-    powers = (ident, a, a2, a3)
+    eye = torch.eye(n, dtype=x.dtype, device=x.device)
 
-    def block(j: int) -> _Columns:
-        out = _COEF[4 * j] * ident
-        for i in (1, 2, 3):
-            out = out + _COEF[4 * j + i] * powers[i]
-        return out + _COEF[16] * a4 if j == 3 else out
+    def block(j: int, e: _Columns | None) -> _Columns:
+        c = _COEF[4 * j: 4 * j + 4]
+        if e is None:
+            value = (_COEF[16] * a4.value).add_(a3.value, alpha=c[3])
+            tangents = (_COEF[16] * a4.tangents).add_(a3.tangents, alpha=c[3])
+        else:
+            e = a4 @ e
+            value = e.value.add_(a3.value, alpha=c[3])
+            tangents = e.tangents.add_(a3.tangents, alpha=c[3])
+        value.add_(a2.value, alpha=c[2]).add_(a.value, alpha=c[1]).add_(eye, alpha=c[0])
+        tangents.add_(a2.tangents, alpha=c[2]).add_(a.tangents, alpha=c[1])
+        return _Columns(value, tangents)
 
-    e = block(3)
+    e = block(3, None)
     for j in (2, 1, 0):
-        e = block(j) + a4 @ e
+        e = block(j, e)
     for _ in range(s):
         e = e @ e
     return torch.cat([e.value.unsqueeze(0), e.tangents.permute(2, 0, 1, 3)])
