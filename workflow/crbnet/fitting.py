@@ -38,8 +38,8 @@ class NLLSEstimator:
         self.iterations, self.ftol = iterations, ftol
         self.batch = batch or max(1, model.chunk_entries // (1 + len(self.fit)))  # voxels fitted together
         bounds = {k: (p.lower, p.upper) for k, p in space.priors.items()}
-        self.lower = torch.tensor([bounds.get(k, (-np.inf, np.inf))[0] for k in self.fit], dtype=torch.float64)
-        self.upper = torch.tensor([bounds.get(k, (-np.inf, np.inf))[1] for k in self.fit], dtype=torch.float64)
+        self.lower, self.upper = (torch.tensor([bounds.get(k, (-np.inf, np.inf))[i] for k in self.fit],
+                                               dtype=torch.float64, device=model.device) for i in (0, 1))
         self._U = torch.as_tensor(basis.U, dtype=torch.complex128, device=model.device)
 
     def start(self, data: np.ndarray) -> dict[str, np.ndarray]:
@@ -82,11 +82,11 @@ class NLLSEstimator:
         """Fitted parameters (b, P). Only voxels still converging are computed: a voxel stops once a step lowers its
         cost by less than ``ftol`` relative, and the Jacobian is recomputed only where a step was taken."""
         theta = torch.stack([values[k] for k in self.fit], dim=1)
-        lam = torch.full((len(y),), 1e-3, dtype=torch.float64)
+        lam = torch.full((len(y),), 1e-3, dtype=torch.float64, device=y.device)
         c, d = self._coefficients(values, theta, True)
         M0 = self._m0(c, y)
         cost = ((y - M0[:, None] * c).abs() ** 2).sum(1)
-        active = torch.arange(len(y))
+        active = torch.arange(len(y), device=y.device)
         for _ in range(self.iterations):
             if not len(active):
                 break
@@ -108,13 +108,14 @@ class NLLSEstimator:
 
     def predict(self, data: np.ndarray, **_: object) -> np.ndarray:
         """Fitted parameters (n, len(names)) from complex coefficients (n, r) or fingerprints (n, Ns)."""
-        y_all = torch.as_tensor(self.basis.as_coefficients(np.asarray(data)), dtype=torch.complex128)
+        device = self.model.device
+        y_all = torch.as_tensor(self.basis.as_coefficients(np.asarray(data)), dtype=torch.complex128, device=device)
         start = self.start(np.asarray(data))
         out = np.empty((len(y_all), len(self.names)))
         for i in range(0, len(y_all), self.batch):
             rows = slice(i, i + self.batch)
-            values = {k: torch.as_tensor(v[rows], dtype=torch.float64) for k, v in start.items()}
+            values = {k: torch.as_tensor(v[rows], dtype=torch.float64, device=device) for k, v in start.items()}
             theta = self._fit_batch(y_all[rows], values)
             fitted = values | {k: theta[:, j] for j, k in enumerate(self.fit)}
-            out[rows] = torch.stack([fitted[k] for k in self.names], dim=1).numpy()
+            out[rows] = torch.stack([fitted[k] for k in self.names], dim=1).cpu().numpy()
         return out
