@@ -1,4 +1,5 @@
-"""Batched Levenberg-Marquardt NLLS against the truth (noiseless) and scipy.optimize.least_squares (noisy)."""
+"""Batched Levenberg-Marquardt NLLS against the truth (noiseless; MRF-FISP and qMT) and scipy.optimize.least_squares
+(noisy)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,12 @@ import numpy as np
 import pytest
 from scipy.optimize import least_squares
 
+from conftest import short_sequence
 from crbnet.basis import svd_basis
 from crbnet.fitting import NLLSEstimator
 from crbnet.matching import MatchingEstimator
 from crbnet.models.fisp import FISPModel
+from crbnet.models.qmt import QMTModel
 from crbnet.parameters import PARAMETERIZATIONS, ParameterSpace
 from crbnet.sequences import FISPSequence
 
@@ -70,3 +73,17 @@ def test_bounds_hold_and_names_are_checked(setup):
     assert np.all((est >= 0.01) & (est <= 0.3))
     with pytest.raises(ValueError, match="m0s"):
         NLLSEstimator(model, basis, SPACE, ("m0s",))
+
+
+def test_qmt_fits_recover_the_truth_from_the_range_centres():
+    truth = {"m0s": np.array([0.08, 0.15, 0.25]), "T1": np.array([0.8, 1.2, 1.6]), "T2f": np.array([0.05, 0.07, 0.1])}
+    others = {"Rx": 30.0, "T2s": 12e-6, "omega0": 150.0, "B1": 0.9}
+    space = ParameterSpace.from_config({"parameterization": "apparent_t1", "parameters": others | {
+        "m0s": {"dist": "uniform", "lower": 0.0, "upper": 0.4}, "T1": {"dist": "uniform", "lower": 0.4, "upper": 2.4},
+        "T2f": {"dist": "uniform", "lower": 0.02, "upper": 0.2}}})
+    model = QMTModel(short_sequence(200, seed=4), PARAMETERIZATIONS["apparent_t1"])
+    basis = svd_basis([model.signal(space.sample(256, 1)).numpy()], 10, model.sequence.sha256)
+    clean = basis.project(model.signal(truth | others).numpy()) * np.array([1.0, 0.5j, -2.0])[:, None]
+    names = ("m0s", "T1", "T2f")
+    est = NLLSEstimator(model, basis, space, names, fit=names, iterations=40).predict(clean)  # from the range centres
+    np.testing.assert_allclose(est, np.stack([truth[k] for k in names], 1), rtol=1e-5)
