@@ -381,8 +381,9 @@ def plot_roi_boxplots(table: pd.DataFrame) -> plt.Figure:
 
 def plot_agreement(pairs: pd.DataFrame, reference: str = "nlls") -> plt.Figure:
     """Mao Fig. 4 / Zhang Fig. 9 in numbers: every source's estimate against the ``reference`` estimator's in the
-    same voxel (one row per parameter, one column per source, colour by tissue), the identity line, and the median
-    absolute relative difference. ``pairs`` comes from crbnet.maps.paired_table."""
+    same voxel (one row per parameter, one column per source, colour by tissue; log axes for a parameter spanning
+    more than a decade), the identity line, and the median absolute relative difference. ``pairs`` comes from
+    crbnet.maps.paired_table."""
     _style()
     names = list(dict.fromkeys(pairs.parameter))
     sources = list(dict.fromkeys(pairs.estimator))
@@ -393,7 +394,10 @@ def plot_agreement(pairs: pd.DataFrame, reference: str = "nlls") -> plt.Figure:
     for i, name in enumerate(names):
         scale, unit = _display(name)
         rows = pairs[pairs.parameter == name]
-        lo, hi = np.nanpercentile(np.r_[rows.reference, rows.value] * scale, [0.5, 99.5])
+        both = np.r_[rows.reference, rows.value] * scale
+        lo, hi = np.nanmin(both), np.nanmax(both)
+        log = lo > 0 and hi > 10 * lo  # e.g. T2f of tissue and of CSF or the bath
+        lo, hi = (lo / 1.1, hi * 1.1) if log else (lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo))
         for j, source in enumerate(sources):
             ax = axes[i, j]
             for k, tissue in enumerate(tissues):
@@ -402,6 +406,11 @@ def plot_agreement(pairs: pd.DataFrame, reference: str = "nlls") -> plt.Figure:
                         label=tissue.replace("_", " "))
             ax.plot([lo, hi], [lo, hi], color="k", lw=0.8)
             ax.set(xlim=(lo, hi), ylim=(lo, hi))
+            if log:
+                ax.set(xscale="log", yscale="log")
+                for axis in (ax.xaxis, ax.yaxis):
+                    axis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+                    axis.set_minor_formatter(matplotlib.ticker.NullFormatter())
             ax.text(0.04, 0.96, f"median |diff| {summary.loc[(source, name), 'median_abs_rel_diff_pct']:.3g} %",
                     transform=ax.transAxes, va="top", fontsize=7)
             ax.set_xlabel(f"{LABELS.get(reference, reference)} {name} ({unit})", fontsize=8)
