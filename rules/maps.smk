@@ -34,7 +34,7 @@ rule estimate_maps:
     params:
         space=lambda wc: as_json(experiment(wc)["parameter_space"]),
         phantom=lambda wc: wc.phantom in experiment(wc).get("phantoms", {}),
-        nlls=lambda wc: experiment(wc).get("nlls", {}),
+        nlls=lambda wc: experiment(wc).get("nlls", {}) if wc.estimator == "nlls" else {},  # NLLS settings only rerun NLLS
         crb=lambda wc: wc.estimator in image_config(wc).get("crb_maps", []),
         snr=lambda wc: image_config(wc).get("snr", 50),
         device=config.get("device", "auto"),
