@@ -2,6 +2,7 @@
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
@@ -15,7 +16,8 @@ sm = snakemake  # noqa: F821
 with logged(sm.log[0]):
     phantom, _, _ = load_phantom(sm.input.phantom)
     maps = phantom_maps(phantom, {name: path for name, path in sm.input.items() if name != "phantom"})
-    pairs = paired_table(roi_table(phantom.labels, phantom.tissues, maps), "nlls")
+    fitted = np.any([np.isfinite(m) for m in maps["nlls"].values()], axis=0)  # the sample NLLS fitted: tables stay small
+    pairs = paired_table(roi_table(np.where(fitted, phantom.labels, 0), phantom.tissues, maps), "nlls")
     table = pd.concat([agreement(pairs).assign(tissue="all"), agreement(pairs, ("estimator", "tissue", "parameter"))])
     print(table[table.tissue == "all"].to_string(index=False))
     write_csv(pairs, sm.output.pairs)
