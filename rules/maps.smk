@@ -32,6 +32,7 @@ rule estimate_maps:
     output:
         maps=f"{RESULTS}/{{experiment}}/maps/{{phantom}}/estimates_{{estimator}}.h5",
     params:
+        code=code_digest("estimate_maps.py"),
         space=lambda wc: as_json(experiment(wc)["parameter_space"]),
         phantom=lambda wc: wc.phantom in experiment(wc).get("phantoms", {}),
         nlls=lambda wc: experiment(wc).get("nlls", {}) if wc.estimator == "nlls" else {},  # NLLS settings only rerun NLLS

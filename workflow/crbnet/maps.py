@@ -12,7 +12,7 @@ import torch
 
 from crbnet.crb import scale_crb, unit_crb
 from crbnet.io import read_maps
-from crbnet.simulation import chunks
+from crbnet.simulation import chunks, distinct_rows
 
 
 def estimate_voxels(estimator, data: np.ndarray) -> np.ndarray:
@@ -36,15 +36,15 @@ def crb_image(model, basis, estimates: np.ndarray, names: tuple[str, ...], mask:
     pz = model.parameterization
     inside = estimates[mask]
     ok = np.isfinite(inside).all(axis=1)
-    rows, inverse = np.unique(inside[ok], axis=0, return_inverse=True)  # dictionary estimates repeat a lot
-    values = {k: (rows[:, names.index(k)] if k in names else np.full(len(rows), nuisance[k])) for k in pz.names}
+    values = {k: (inside[ok, names.index(k)] if k in names else np.full(int(ok.sum()), nuisance[k])) for k in pz.names}
+    values, inverse = distinct_rows(values)  # dictionary estimates repeat a lot
     U = torch.as_tensor(basis.U, device=model.device)
     columns = [pz.names.index(k) for k in names]
     crb = [scale_crb(unit_crb(s, j, U), 1.0, sigma)[:, columns].cpu().numpy()
            for _, s, j in chunks(model, values, pz.names, progress=progress)]
     block = np.full(inside.shape, np.nan)
     if crb:
-        block[ok] = np.sqrt(np.concatenate(crb))[inverse.ravel()]
+        block[ok] = np.sqrt(np.concatenate(crb))[inverse]
     out = np.full(estimates.shape, np.nan)
     out[mask] = block
     return out

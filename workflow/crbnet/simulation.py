@@ -33,6 +33,15 @@ def chunks(model: QMTModel | FISPModel, values: Mapping[str, np.ndarray], wrt: t
     bar.close()
 
 
+def distinct_rows(values: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The distinct rows of parameter values (each (n,)) and, for every row, the index of its distinct row: repeated
+    rows (the tissues of a phantom, dictionary estimates) are then simulated once."""
+    names = list(values)
+    rows, inverse = np.unique(np.stack([np.asarray(values[k], dtype=np.float64) for k in names], axis=1), axis=0,
+                              return_inverse=True)
+    return {k: rows[:, i] for i, k in enumerate(names)}, inverse.ravel()
+
+
 def project_signals(model: QMTModel | FISPModel, values: Mapping[str, np.ndarray], basis: Basis,
                     progress: bool = False) -> np.ndarray:
     """Coefficients (n, r) at M0 = 1 of the fingerprints of every row of ``values`` (signals only, no Jacobian)."""

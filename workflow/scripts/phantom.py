@@ -24,6 +24,6 @@ with logged(sm.log[0], sm.threads):
     print(f"{sm.wildcards.phantom}: {int(phantom.mask.sum())} voxels, tissues {', '.join(phantom.tissues.values())}")
     model = model_for(load_sequence(sm.input.sequence), pz, pick_device(sm.params.device))
     basis = Basis.load(sm.input.basis)
-    image = coefficient_image(phantom, model, basis, cfg.get("snr", 50), cfg.get("seed", 0), progress=True)
-    save_phantom(sm.output.phantom, phantom, image, basis,
-                 {"snr": cfg.get("snr", 50), "seed": cfg.get("seed", 0)})
+    noise = {"snr": cfg.get("snr", 50), "seed": cfg.get("seed", 0)}
+    image = coefficient_image(phantom, model, basis, progress=True, **noise)
+    save_phantom(sm.output.phantom, phantom, image, basis, noise)
