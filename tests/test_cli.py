@@ -74,3 +74,13 @@ def test_console_script(tmp_path):
                           "--out", str(tmp_path / "c.csv")], capture_output=True, text=True)
     assert run.returncode == 2 and run.stderr.strip() == "crbnet: error: unknown parameter 'nope' " \
         "(known: m0s, R1f, R2f, Rx, R1s, T2s, omega0, B1, T1, T2f, T2)"
+
+
+@pytest.mark.parametrize("setting, hidden", [("m0s=0", {"Rx", "T2s"}), ("Rx=0", {"m0s", "T2s"})])
+def test_crb_with_unidentifiable_parameters_reports_inf(tmp_path, setting, hidden):
+    out = tmp_path / "crb.csv"
+    assert main(["crb", "--sequence", str(DEFAULT_SEQUENCE), "--set", setting,
+                 "--estimate", "m0s,T1,T2f,Rx,T2s,omega0,B1", "--out", str(out)]) == 0
+    table = pd.read_csv(out).set_index("parameter")
+    assert set(table.index[~table.identifiable]) == hidden
+    assert np.isinf(table.loc[sorted(hidden), "crb"]).all() and np.isfinite(table.crb[table.identifiable]).all()

@@ -94,6 +94,7 @@ def _crb(args: argparse.Namespace) -> None:
         "value": [values[n] for n in wrt],
         "crb": crb.numpy(),
         "sqrt_crb": crb.sqrt().numpy(),
+        "identifiable": crb.isfinite().numpy(),  # inf: no information (a zero or collinear Jacobian column)
     })
     write_csv(frame, args.out)
 
