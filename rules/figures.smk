@@ -86,7 +86,8 @@ for figure, (pattern, category) in NETWORK_FIGURES.items():
 
 
 rule summary_table:
-    """Headline numbers per estimator (final losses, test-set bias/variance parts, std/sqrt(CRB), grid bias)."""
+    """Headline numbers per estimator and parameter (test-set CRB-loss, bias/variance parts and std/sqrt(CRB) with
+    bootstrap intervals, grid bias, final losses)."""
     input:
         histories=lambda wc: list(per_estimator(HISTORY, networks_only=True)(wc).values()),
         tests=lambda wc: list(per_estimator(TEST)(wc).values()),
@@ -99,7 +100,6 @@ rule summary_table:
     params:
         losses=losses,
         estimators=estimators,
-        grid_parameter=lambda wc: figure_settings(experiment(wc))["grid_parameter"],
     log:
         f"{RESULTS}/{{experiment}}/logs/summary_table.log",
     threads: 1
@@ -123,6 +123,8 @@ for figure, caption in (("maps", "maps"), ("roi_boxplots", "roi_boxplots")):
             png=report(f"{RESULTS}/{{experiment}}/figures/{figure}_{{phantom}}.png",
                        caption=f"../workflow/report/{caption}.rst", category="Maps"),
             pdf=f"{RESULTS}/{{experiment}}/figures/{figure}_{{phantom}}.pdf",
+        params:
+            display=(lambda wc: as_json(image_config(wc)["display"])) if figure == "maps" else None,
         log:
             f"{RESULTS}/{{experiment}}/logs/fig_{figure}_{{phantom}}.log",
         threads: 1

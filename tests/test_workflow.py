@@ -93,13 +93,16 @@ def test_tiny_end_to_end(tmp_path):
     # sqrt(CRB) of T1 at sigma = 0.01 is a plausible fraction of T1 (percent to tens of percent)
     assert np.all((grid["sqrt_crb_T1"] / grid["T1"]).between(1e-3, 1.0))
     assert (out / "report.html").stat().st_size > 100_000  # written by the onsuccess hook
-    headline = pd.read_csv(exp / "tables" / "summary.csv").set_index("estimator")
-    assert list(headline.index) == ["mse", "crb", "bias_reduced"]
+    headline = pd.read_csv(exp / "tables" / "summary.csv")
+    assert list(dict.fromkeys(headline.estimator)) == ["mse", "crb", "bias_reduced"]
+    assert set(headline.parameter) == {"m0s", "T1", "T2f", "all"} and len(headline) == 12
     assert set(headline.crb_domain) == {"coefficients"}  # normalized by the bound of what the network sees
-    numbers = headline.drop(columns="crb_domain")
-    assert np.all(np.isfinite(numbers)) and np.all(numbers.drop(columns=["test_snr", "epochs"]) > 0)
-    np.testing.assert_allclose(headline.test_crb_loss, headline.test_bias_part + headline.test_variance_part)
-    assert np.all(headline.grid_mean_abs_bias_T2f < 1.0)  # seconds: below the T2f prior range
+    np.testing.assert_allclose(headline.crb_loss, headline.bias_part + headline.variance_part)
+    each = headline[headline.parameter != "all"]
+    assert np.all(each.crb_loss_lo <= each.crb_loss_hi) and np.all(each.median_std_ratio_lo <= each.median_std_ratio_hi)
+    assert np.all(each.n + each.n_undefined == 6) and np.all(each.epochs > 0) and np.all(each.val_crb_loss > 0)
+    t2f = headline[headline.parameter == "T2f"]
+    assert np.all(t2f.grid_mean_abs_bias < 1.0)  # seconds: below the T2f prior range
     _check_tiny_fisp(out / "tiny_fisp")
     _check_maps(exp / "maps" / "tubes", ("mse", "crb", "bias_reduced"), ("m0s", "T1", "T2f"), sqrt_crb=())
     import nibabel as nib
@@ -169,10 +172,11 @@ def _check_tiny_fisp(exp):
     raw = pd.read_csv(exp / "eval" / "sweep" / "matching.csv")
     estimates = raw[raw.parameter == "T1"].estimate.to_numpy()  # matching returns grid values (CSV: 10 digits)
     assert np.all(np.abs(estimates[:, None] / np.geomspace(0.2, 3.0, 8) - 1).min(axis=1) < 1e-9)
-    headline = pd.read_csv(exp / "tables" / "summary.csv").set_index("estimator")
-    assert list(headline.index) == ["mse", "crb", "bias_reduced", "matching"]
-    assert np.isnan(headline.loc["matching", "val_crb_loss"]) and headline.loc["mse", "val_crb_loss"] > 0
-    assert {"grid_mean_abs_bias_T1", "grid_mean_abs_bias_T2"} <= set(headline.columns)
+    headline = pd.read_csv(exp / "tables" / "summary.csv")
+    assert list(dict.fromkeys(headline.estimator)) == ["mse", "crb", "bias_reduced", "matching"]
+    by = headline.set_index(["estimator", "parameter"])
+    assert np.isnan(by.loc[("matching", "T1"), "val_crb_loss"]) and by.loc[("mse", "T1"), "val_crb_loss"] > 0
+    assert np.isfinite(by.loc[("matching", "T2"), "grid_mean_abs_bias"])
 
 
 @pytest.mark.slow

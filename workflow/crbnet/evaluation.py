@@ -69,17 +69,45 @@ def estimates_table(estimator: Estimator, examples: FingerprintSet, snr: float, 
     return pd.concat(frames, ignore_index=True)
 
 
-def summarize(table: pd.DataFrame) -> pd.DataFrame:
-    """Per parameter and SNR: mean CRB-weighted squared bias and variance (they add up to the CRB-loss), and the
-    median of std / sqrt(CRB) and |bias| / sqrt(CRB)."""
-    t = table.assign(bias_part=table.bias**2 / table.crb, variance_part=table.variance / table.crb,
-                     std_ratio=np.sqrt(table.variance / table.crb), bias_ratio=table.bias.abs() / np.sqrt(table.crb))
-    out = t.groupby(["snr", "parameter"], sort=False).agg(
-        n=("fingerprint", "size"), bias_part=("bias_part", "mean"), variance_part=("variance_part", "mean"),
-        median_std_ratio=("std_ratio", "median"), median_bias_ratio=("bias_ratio", "median"),
-    ).reset_index()
-    out["crb_loss"] = out.bias_part + out.variance_part
-    return out
+BOOTSTRAP = 1000  # resamples of the fingerprints for the 95 % intervals
+
+
+def _bootstrap(values: np.ndarray, statistic, rng: np.random.Generator, n_boot: int) -> tuple[float, float]:
+    """95 % percentile interval of ``statistic`` (mean or median along axis 1) over fingerprints resampled with
+    replacement."""
+    if len(values) == 0:
+        return np.nan, np.nan
+    resampled = statistic(values[rng.integers(0, len(values), (n_boot, len(values)))], axis=1)
+    lo, hi = np.percentile(resampled, [2.5, 97.5])
+    return float(lo), float(hi)
+
+
+def summarize(table: pd.DataFrame, n_boot: int = BOOTSTRAP, seed: int = 0) -> pd.DataFrame:
+    """Per parameter and SNR: the CRB-loss and its bias and variance parts (means of bias^2/CRB and variance/CRB
+    over fingerprints), the median std/sqrt(CRB) and |bias|/sqrt(CRB), each with a seeded bootstrap 95 % interval
+    (``_lo``, ``_hi``) over fingerprints.
+
+    Fingerprints whose CRB is infinite or undefined (the parameter is not identifiable there) cannot be normalized:
+    they are excluded and counted in ``n_undefined``. ``variance_below_crb`` flags a variance part whose interval
+    lies below 1: only a biased estimator gets there (a CRB-loss below 1 says the same of the whole loss)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for (snr, name), g in table.groupby(["snr", "parameter"], sort=False):
+        ok = np.isfinite(g.crb.to_numpy()) & (g.crb.to_numpy() > 0)
+        crb, bias, variance = g.crb.to_numpy()[ok], g.bias.to_numpy()[ok], g.variance.to_numpy()[ok]
+        parts = {"bias_part": bias**2 / crb, "variance_part": variance / crb}
+        parts["crb_loss"] = parts["bias_part"] + parts["variance_part"]
+        row = {"snr": snr, "parameter": name, "n": int(ok.sum()), "n_undefined": int((~ok).sum())}
+        for key, values in parts.items():
+            row[key] = values.mean() if len(values) else np.nan
+            row[f"{key}_lo"], row[f"{key}_hi"] = _bootstrap(values, np.mean, rng, n_boot)
+        for key, values in (("median_std_ratio", np.sqrt(parts["variance_part"])),
+                            ("median_bias_ratio", np.abs(bias) / np.sqrt(crb))):
+            row[key] = float(np.median(values)) if len(values) else np.nan
+            row[f"{key}_lo"], row[f"{key}_hi"] = _bootstrap(values, np.median, rng, n_boot)
+        row["variance_below_crb"] = bool(row["variance_part_hi"] < 1.0)
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def evaluate_file(estimator: Estimator, path: str | Path, snrs: Sequence[float], realizations: int, seed: int,
@@ -105,27 +133,31 @@ def estimates_file(estimator: Estimator, path: str | Path, snr: float, realizati
 
 
 def headline_table(histories: dict[str, pd.DataFrame], tests: dict[str, pd.DataFrame],
-                   grids: dict[str, pd.DataFrame] | None = None, grid_parameters: Sequence[str] = ("T2f",)
-                   ) -> pd.DataFrame:
-    """One row per estimator in ``tests``: final training/validation losses (networks, from ``histories``), the test
-    set's CRB-loss with its bias and variance parts (mean over parameters), median std/sqrt(CRB) per parameter, and
-    the mean |bias| of each of ``grid_parameters`` over the grid (SI units)."""
+                   grids: dict[str, pd.DataFrame] | None = None) -> pd.DataFrame:
+    """One row per estimator in ``tests`` and estimated parameter, plus a row ``all`` (mean over parameters):
+    the test set's ``summarize`` figures at the evaluation SNR (CRB-loss, bias and variance parts and median
+    std/sqrt(CRB) with 95 % intervals, excluded fingerprints, the below-CRB flag), the mean |bias| over the grid
+    (SI units) where ``grids`` has the estimator, and for networks the final training/validation figures from
+    ``histories``."""
     rows = []
     for name, test in tests.items():
-        s = summarize(test)
-        row = {"estimator": name}
+        s = summarize(test).drop(columns="snr")
+        means = s[["crb_loss", "bias_part", "variance_part"]].mean()
+        s = pd.concat([s, pd.DataFrame([{"parameter": "all", **means, "n": s.n.min(), "n_undefined": s.n_undefined.max(),
+                                          "variance_below_crb": bool(s.variance_below_crb.any())}])],
+                      ignore_index=True)
+        s.insert(0, "estimator", name)
+        s["snr"] = test.snr.iloc[0]
+        s["crb_domain"] = test.crb_domain.iloc[0]
+        if grids and name in grids:
+            g = grids[name]
+            s["grid_mean_abs_bias"] = s.parameter.map(g.assign(b=g.bias.abs()).groupby("parameter").b.mean())
         if name in histories:
             last = histories[name].iloc[-1]
-            row |= {"epochs": int(last.epoch), "train_crb_loss": last.train_crb, "val_crb_loss": last.val_crb,
-                    "val_mse": last.val_mse}
-        row |= {"test_snr": s.snr.iloc[0], "test_crb_loss": s.crb_loss.mean(), "test_bias_part": s.bias_part.mean(),
-                "test_variance_part": s.variance_part.mean(), "crb_domain": test.crb_domain.iloc[0]}
-        row |= {f"median_std_ratio_{r.parameter}": r.median_std_ratio for r in s.itertuples()}
-        for p in grid_parameters if grids else ():
-            g = grids[name]
-            row[f"grid_mean_abs_bias_{p}"] = g[g.parameter == p].bias.abs().mean()
-        rows.append(row)
-    return pd.DataFrame(rows)
+            s = s.assign(epochs=int(last.epoch), train_crb_loss=last.train_crb, val_crb_loss=last.val_crb,
+                         val_mse=last.val_mse)
+        rows.append(s)
+    return pd.concat(rows, ignore_index=True)
 
 
 def welch_tests(a: pd.DataFrame, b: pd.DataFrame, swept: str) -> pd.DataFrame:

@@ -1,4 +1,4 @@
-"""Adapter: headline table per estimator (logic in crbnet.evaluation.headline_table)."""
+"""Adapter: headline table per estimator and parameter (logic in crbnet.evaluation.headline_table)."""
 import sys
 from pathlib import Path
 
@@ -16,4 +16,4 @@ with logged(sm.log[0]):
     histories = read(sm.params.losses, sm.input.histories)
     tests = read(sm.params.estimators, sm.input.tests)
     grids = read(sm.params.estimators, sm.input.grids) if len(sm.input.grids) else None
-    write_csv(headline_table(histories, tests, grids, sm.params.grid_parameter), sm.output.table)
+    write_csv(headline_table(histories, tests, grids), sm.output.table)

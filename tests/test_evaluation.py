@@ -1,0 +1,67 @@
+"""The summary statistics of a Monte-Carlo table against direct computations on synthetic tables."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from crbnet.evaluation import headline_table, summarize
+
+
+def _table(n: int, bias: np.ndarray, variance: np.ndarray, crb: np.ndarray, name: str = "T1") -> pd.DataFrame:
+    return pd.DataFrame({"fingerprint": np.arange(n), "parameter": name, "unit": "s", "snr": 50.0, "true": 1.0,
+                         "mean": 1.0 + bias, "bias": bias, "variance": variance, "crb": crb,
+                         "crb_domain": "coefficients"})
+
+
+def test_efficient_unbiased_estimator_scores_one_with_a_tight_interval():
+    rng = np.random.default_rng(0)
+    n = 4000
+    crb = 10.0 ** rng.uniform(-6, 2, n)  # weights over eight decades do not matter when variance = CRB
+    row = summarize(_table(n, np.zeros(n), crb.copy(), crb)).iloc[0]
+    assert row.crb_loss == pytest.approx(1.0) and row.median_std_ratio == pytest.approx(1.0)
+    assert row.crb_loss_lo == pytest.approx(1.0) and row.crb_loss_hi == pytest.approx(1.0)
+    assert not row.variance_below_crb and row.n == n and row.n_undefined == 0
+
+
+def test_parts_intervals_and_the_below_crb_flag():
+    rng = np.random.default_rng(1)
+    n = 2000
+    crb = rng.uniform(0.5, 2.0, n)
+    bias = rng.normal(0, 0.5, n) * np.sqrt(crb)
+    variance = 0.25 * crb * rng.uniform(0.5, 1.5, n)  # std at half the bound: only possible with bias
+    row = summarize(_table(n, bias, variance, crb), n_boot=500, seed=3).iloc[0]
+    assert row.bias_part == pytest.approx(np.mean(bias**2 / crb))
+    assert row.variance_part == pytest.approx(np.mean(variance / crb))
+    assert row.crb_loss == pytest.approx(row.bias_part + row.variance_part)
+    assert row.median_std_ratio == pytest.approx(np.median(np.sqrt(variance / crb)))
+    # the interval is about mean +- 1.96 standard errors
+    se = np.std(bias**2 / crb + variance / crb) / np.sqrt(n)
+    assert row.crb_loss_hi - row.crb_loss_lo == pytest.approx(2 * 1.96 * se, rel=0.2)
+    assert row.crb_loss_lo < row.crb_loss < row.crb_loss_hi
+    assert row.variance_below_crb
+    again = summarize(_table(n, bias, variance, crb), n_boot=500, seed=3).iloc[0]
+    assert again.crb_loss_lo == row.crb_loss_lo  # seeded
+
+
+def test_infinite_crbs_are_excluded_and_counted():
+    crb = np.array([1.0, np.inf, 4.0, np.nan, 1.0])
+    bias = np.array([1.0, 0.5, 2.0, 0.1, 0.0])
+    variance = np.array([1.0, 3.0, 4.0, 1.0, 2.0])
+    row = summarize(_table(5, bias, variance, crb)).iloc[0]
+    assert row.n == 3 and row.n_undefined == 2
+    assert row.crb_loss == pytest.approx(np.mean([2.0, 2.0, 2.0]))  # inf CRBs would have counted as 0
+
+
+def test_headline_has_a_row_per_parameter_and_the_mean():
+    n = 50
+    rng = np.random.default_rng(2)
+    tables = [_table(n, rng.normal(size=n), rng.uniform(1, 2, n), np.ones(n), name) for name in ("m0s", "T2f")]
+    test = pd.concat(tables, ignore_index=True)
+    grid = test.assign(bias=-test.bias)
+    history = pd.DataFrame({"epoch": [1, 2], "train_crb": [3.0, 2.0], "val_crb": [4.0, 2.5], "val_mse": [1.0, 0.5]})
+    h = headline_table({"crb": history}, {"crb": test, "matching": test}, {"crb": grid})
+    assert list(h.parameter) == ["m0s", "T2f", "all"] * 2
+    crb = h[h.estimator == "crb"].set_index("parameter")
+    assert crb.loc["all", "crb_loss"] == pytest.approx(crb.loc[["m0s", "T2f"], "crb_loss"].mean())
+    assert crb.loc["T2f", "grid_mean_abs_bias"] == pytest.approx(tables[1].bias.abs().mean())
+    assert crb.val_crb_loss.eq(2.5).all() and h[h.estimator == "matching"].val_crb_loss.isna().all()
