@@ -31,6 +31,22 @@ def test_default_sequence_facts():
     np.testing.assert_allclose(p.alpha[-7:], p.alpha[1:8][::-1])
 
 
+def test_shipped_published_control_is_the_upstream_file_with_its_licence():
+    import hashlib
+
+    folder = DEFAULT_SEQUENCE.parent / "zhang2022_control"
+    data = (folder / "control_MT_v3p2_TR3p5ms_discretized.mat").read_bytes()
+    assert hashlib.sha256(data).hexdigest() in (folder / "README.md").read_text()
+    assert "MIT License" in (folder / "LICENSE").read_text()
+    seq = load_sequence(DEFAULT_SEQUENCE.parent / "zhang2022_published.yaml")
+    p = seq.patterns[0]
+    # facts of the published pattern (../shared/reference/README.md)
+    assert seq.n_samples == 1142 and p.crushed[0] and p.crushed.sum() == 1 and p.alpha[0] == pytest.approx(np.pi)
+    assert np.rad2deg(p.alpha[1:]).min() == pytest.approx(2.3, abs=0.1)
+    assert np.rad2deg(p.alpha[1:]).max() == pytest.approx(126.5, abs=0.1)
+    assert np.rad2deg(p.alpha[1:]).mean() == pytest.approx(22.4, abs=0.25)
+
+
 def test_file_formats_agree_and_paths_are_relative_to_the_yaml(tmp_path):
     rng = np.random.default_rng(0)
     alpha, TRF = rng.uniform(0, 1, 10), rng.uniform(2e-4, 4e-4, 10)
