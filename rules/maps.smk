@@ -8,7 +8,7 @@ rule phantom:
     params:
         code=code_digest("phantom.py"),
         space=lambda wc: as_json(experiment(wc)["parameter_space"]),
-        phantom=lambda wc: as_json(image_config(wc)),
+        phantom=lambda wc: as_json({k: v for k, v in image_config(wc).items() if k != "display"}),  # figure only
         device=config.get("device", "auto"),
     log:
         f"{RESULTS}/{{experiment}}/logs/phantom_{{phantom}}.log",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import matplotlib
@@ -315,38 +315,109 @@ def plot_sweep_boxplots(tables: dict[str, pd.DataFrame], swept: str, alpha: floa
 
 
 # ------------------------------------------------------------------------------------------------- maps
+# Tissues whose truth sets the colour windows of the map figures (CSF may saturate): the point of the CRB paper's
+# Fig. 10 is the short T2f of the iron-rich deep grey matter.
+WINDOW_TISSUES = ("white_matter", "grey_matter", "pallidum", "thalamus")
+
+
+def tissues_of_interest(tissues: Mapping[int, str], names: Sequence[str]) -> list[int]:
+    """Labels of those of the tissues ``names`` that the phantom has; all its labels when it has none of them."""
+    return [label for label, tissue in tissues.items() if tissue in names] or list(tissues)
+
+
+def display_window(values: np.ndarray, labels: np.ndarray, tissue_labels: Sequence[int],
+                   percentiles: tuple[float, float] = (1.0, 99.0), margin: float = 0.1,
+                   symmetric: bool = False) -> tuple[float, float]:
+    """Colour window (lo, hi) from the ``percentiles`` of the finite ``values`` (trailing axes shaped like
+    ``labels``) in the voxels of ``tissue_labels``, widened by ``margin`` of its width on each side (of the value
+    when the width is 0); ``symmetric``: (-w, w) for differences, w the larger absolute percentile widened by
+    ``margin``."""
+    inside = np.asarray(values)[..., np.isin(labels, tissue_labels)]
+    lo, hi = np.percentile(inside[np.isfinite(inside)], percentiles)
+    if symmetric:
+        w = max(abs(lo), abs(hi)) * (1 + margin) or 1.0
+        return -float(w), float(w)
+    pad = margin * ((hi - lo) or abs(hi) or 1.0)
+    return float(lo - pad), float(hi + pad)
+
+
+def mean_std_text(mean: float, std: float, exact: float = 1e-6) -> str:
+    """"mean ± std" with 2 significant digits on the std and the mean rounded to the same decimal place; the mean
+    alone (4 significant digits) when the std is below ``exact`` times it (a constant's float noise)."""
+    if not std > exact * abs(mean):
+        return f"{mean:.4g}"
+    decimals = 1 - int(np.floor(np.log10(float(f"{std:.2g}"))))
+    places = max(decimals, 0)
+    return f"{round(mean, decimals) + 0.0:.{places}f} ± {round(std, decimals):.{places}f}"  # + 0.0: no "-0.0"
+
+
+def _map_panel(ax: plt.Axes, image: np.ndarray, inside: np.ndarray, cmap, lo: float, hi: float,
+               sparse: float) -> None:
+    """One slice inside the mask; a map with fewer than ``sparse`` of its voxels finite (NLLS fits a sample) as dots
+    on the grey mask, so that single voxels stay visible."""
+    finite = inside & np.isfinite(image)
+    if finite.sum() >= sparse * inside.sum():
+        ax.imshow(np.where(inside, image, np.nan).T, origin="lower", cmap=cmap, vmin=lo, vmax=hi)
+    else:
+        ax.imshow(np.where(inside, 0.85, np.nan).T, origin="lower", cmap="gray", vmin=0, vmax=1)
+        x, y = np.nonzero(finite)
+        ax.scatter(x, y, c=image[finite], cmap=cmap, vmin=lo, vmax=hi, s=14, edgecolors="k", linewidths=0.4)
+
+
+def _roi_text(image: np.ndarray, labels: np.ndarray, rois: Mapping[str, int], unit: str) -> str:
+    """Title lines "tissue mean ± std unit" for each of ``rois`` (name -> label) where the image has values."""
+    values = {roi: image[labels == label] for roi, label in rois.items()}
+    unit = "" if unit == "1" else f" {unit}"
+    return "".join(f"\n{roi.replace('_', ' ')} {mean_std_text(np.nanmean(v), np.nanstd(v))}{unit}"
+                   for roi, v in values.items() if np.isfinite(v).any())
+
+
 def plot_maps(maps: dict[str, dict[str, np.ndarray]], labels: np.ndarray, tissues: dict[int, str],
-              roi: str = "white_matter") -> plt.Figure:
-    """Zhang Fig. 10 / Mao Figs. 4-5: one row per source (truth first, then the estimators), one column per
-    parameter, one axial slice (through the pallidum where the phantom has one), shared colour ranges per
-    parameter; mean +- std over the ``roi`` tissue in each panel where the phantom has it."""
+              rois: Sequence[str] = ("white_matter", "pallidum"), window_tissues: Sequence[str] = WINDOW_TISSUES,
+              windows: Mapping[str, Sequence[float]] | None = None,
+              difference_windows: Mapping[str, float] | None = None, sparse: float = 0.2) -> plt.Figure:
+    """Zhang Fig. 10 / Mao Figs. 4-5 on one axial slice (through the pallidum where the phantom has one): per
+    parameter a row of maps (truth first, then the estimators) and under it a row of estimate - truth. Colour windows
+    per parameter from the truth and (symmetric) the differences in the ``window_tissues`` (CSF may saturate), or the
+    (lo, hi) of ``windows`` and the half-width of ``difference_windows`` (SI units); mean ± std over each of
+    ``rois`` in the titles; maps with fewer than ``sparse`` of the slice finite (NLLS) as dots."""
     _style()
-    sources = list(maps)
-    names = list(next(iter(maps.values())))
+    windows, difference_windows = windows or {}, difference_windows or {}
+    sources, names, truth = list(maps), list(next(iter(maps.values()))), next(iter(maps.values()))
     label_of = {v: k for k, v in tissues.items()}
+    roi_labels = {roi: label_of[roi] for roi in rois if roi in label_of}
+    of_interest = tissues_of_interest(tissues, window_tissues)
     # the slice through most of the pallidum when there is one (whole-brain volumes), else the middle one
     z = int(np.argmax((labels == label_of["pallidum"]).sum(axis=(0, 1)))) if "pallidum" in label_of \
         else labels.shape[2] // 2
-    fig, axes = plt.subplots(len(sources), len(names), figsize=(3.2 * len(names), 3.0 * len(sources)),
-                             squeeze=False)
     inside = labels[..., z] > 0
+    fig, axes = plt.subplots(2 * len(names), len(sources), figsize=(2.2 * len(sources) + 1.2, 5.2 * len(names)),
+                             squeeze=False, layout="constrained")
     for j, name in enumerate(names):
         scale, unit = _display(name)
-        truth = next(iter(maps.values()))[name][..., z][inside]
-        lo, hi = np.nanpercentile(truth, [1, 99]) * scale
-        for i, source in enumerate(sources):
-            ax = axes[i, j]
-            image = np.where(inside, maps[source][name][..., z] * scale, np.nan)
-            mesh = ax.imshow(image.T, origin="lower", cmap=_map_cmap(name), vmin=lo, vmax=hi)
-            ax.set_axis_off()
-            title = f"{LABELS.get(source, source)}: {name}"
-            if roi in label_of:
-                v = maps[source][name][labels == label_of[roi]] * scale
-                title += f"\n{roi.replace('_', ' ')} {np.nanmean(v):.3g} $\\pm$ {np.nanstd(v):.2g} {unit}"
-            ax.set_title(title, fontsize=8)
-            if i == len(sources) - 1:
-                fig.colorbar(mesh, ax=axes[:, j].tolist(), orientation="horizontal", label=f"{name} ({unit})",
-                             fraction=0.04, pad=0.02)
+        differences = {source: maps[source][name] - truth[name] for source in sources[1:]}
+        lo, hi = windows.get(name) or display_window(truth[name], labels, of_interest)
+        w = difference_windows.get(name) or display_window(np.stack(list(differences.values())), labels,
+                                                           of_interest, symmetric=True)[1]
+        units = "" if unit == "1" else f" ({unit})"
+        rows = [(axes[2 * j], {s: maps[s][name] for s in sources}, _map_cmap(name), lo, hi, f"{name}{units}", ""),
+                (axes[2 * j + 1], differences, cm.vik, -w, w, f"Δ{name}{units}", " − truth")]
+        for row, images, cmap, vmin, vmax, label, suffix in rows:
+            for ax, source in zip(row, sources):
+                ax.set_axis_off()
+                if source not in images:
+                    continue
+                _map_panel(ax, images[source][..., z] * scale, inside, cmap, vmin * scale, vmax * scale, sparse)
+                ax.set_title(f"{LABELS.get(source, source)}{suffix}: {name}"
+                             + _roi_text(images[source] * scale, labels, roi_labels, unit), fontsize=7)
+            norm = matplotlib.colors.Normalize(vmin * scale, vmax * scale)
+            fig.colorbar(matplotlib.cm.ScalarMappable(norm, cmap), ax=row.tolist(), label=label, shrink=0.8)
+        if j == 0:
+            ax = axes[1, 0]
+            ax.imshow(np.where(inside, np.isin(labels[..., z], of_interest), np.nan).T, origin="lower",
+                      cmap="Greys", vmin=-0.5, vmax=1.5)
+            ax.set_title("window tissues (dark):\n" + ", ".join(tissues[k].replace("_", " ") for k in of_interest),
+                         fontsize=7, wrap=True)
     return fig
 
 

@@ -1,4 +1,5 @@
 """Adapter for the map figures of a phantom: read the truth and every estimator's maps, call crbnet.plotting."""
+import json
 import sys
 from pathlib import Path
 
@@ -14,7 +15,9 @@ with logged(sm.log[0]):
     phantom, _, _ = load_phantom(sm.input.phantom)
     maps = phantom_maps(phantom, {name: path for name, path in sm.input.items() if name != "phantom"})
     if sm.rule == "fig_maps":
-        figure = plotting.plot_maps(maps, phantom.labels, phantom.tissues)
+        display = json.loads(sm.params.display)
+        figure = plotting.plot_maps(maps, phantom.labels, phantom.tissues, window_tissues=display["tissues"],
+                                    windows=display["windows"], difference_windows=display["difference_windows"])
     else:
         figure = plotting.plot_roi_boxplots(roi_table(phantom.labels, phantom.tissues, maps, erode=True))
     plotting.save(figure, [sm.output.png, sm.output.pdf])

@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from crbnet.plotting import display_window, mean_std_text, plot_maps, tissues_of_interest
+
+TISSUES = {1: "csf", 2: "grey_matter", 3: "white_matter", 4: "pallidum", 5: "thalamus"}
+T2F = {1: 1.0, 2: 0.09, 3: 0.075, 4: 0.06, 5: 0.07}
+
+
+def labelled_slice(size: int = 40) -> np.ndarray:
+    """A 2-D label image (one z slice): CSF in a quarter, the other four tissues in stripes, background at the rim."""
+    labels = np.zeros((size, size, 1), dtype=np.int16)
+    labels[2:-2, 2:-2] = 1 + np.arange(size - 4)[:, None, None] * 5 // (size - 4)
+    return labels
+
+
+def truth_map(labels: np.ndarray, values: dict[int, float]) -> np.ndarray:
+    return np.where(labels > 0, np.vectorize(lambda k: values.get(k, np.nan))(labels), np.nan)
+
+
+def test_display_window_ignores_csf():
+    labels = labelled_slice()
+    truth = truth_map(labels, T2F)
+    lo, hi = display_window(truth, labels, tissues_of_interest(TISSUES, ["white_matter", "grey_matter",
+                                                                          "pallidum", "thalamus"]))
+    assert 0.04 <= lo < 0.06 and 0.09 < hi <= 0.12
+
+
+def test_tissues_of_interest_fall_back_to_all_labels():
+    assert tissues_of_interest(TISSUES, ["white_matter", "thalamus", "putamen"]) == [3, 5]
+    assert tissues_of_interest({1: "bath", 2: "BSA10"}, ["white_matter"]) == [1, 2]
+
+
+def test_display_window_symmetric_for_differences():
+    labels = labelled_slice()
+    errors = np.random.default_rng(1).uniform(-0.01, 0.004, labels.shape)
+    diff = np.where(labels == 1, 5.0, np.where(labels > 1, errors, np.nan))   # CSF errors far outside
+    lo, hi = display_window(np.stack([diff, np.zeros_like(diff)]), labels, [2, 3, 4, 5], symmetric=True)
+    assert lo == -hi and 0.009 < hi < 0.012
+
+
+@pytest.mark.parametrize(("mean", "std", "text"), [
+    (0.212, 5.6e-17, "0.212"),          # a constant's float noise
+    (0.0, 0.0, "0"),
+    (76.93, 5.64, "76.9 ± 5.6"),
+    (0.21184, 0.01234, "0.212 ± 0.012"),
+    (0.5, 0.0996, "0.50 ± 0.10"),   # the std rounds up to the next decade
+    (-0.0004, 0.047, "0.000 ± 0.047"),  # no "-0.000"
+    (76543.0, 123.0, "76540 ± 120"),
+])
+def test_mean_std_text(mean, std, text):
+    assert mean_std_text(mean, std) == text
+
+
+def test_plot_maps_explicit_windows_and_difference_rows():
+    labels = labelled_slice()
+    rng = np.random.default_rng(0)
+    truth = {"T2f": truth_map(labels, T2F), "m0s": truth_map(labels, {1: 0.0, 2: 0.098, 3: 0.212, 4: 0.164, 5: 0.158})}
+    mse = {k: v * (1 + 0.05 * rng.standard_normal(v.shape)) for k, v in truth.items()}
+    nlls = {k: np.where(rng.random(v.shape) < 0.03, v, np.nan) for k, v in truth.items()}
+    maps = {"truth": truth, "mse": mse, "nlls": nlls}
+    fig = plot_maps(maps, labels, TISSUES, windows={"T2f": [0.05, 0.1]}, difference_windows={"m0s": 0.02})
+    axes = np.array(fig.axes[:12]).reshape(4, 3)
+    # rows: T2f maps, T2f - truth, m0s maps, m0s - truth; columns: truth, MSE, NLLS
+    assert axes[0, 0].images[0].get_clim() == pytest.approx((50.0, 100.0))   # ms
+    assert axes[3, 1].images[0].get_clim() == pytest.approx((-0.02, 0.02))
+    assert "truth" in axes[1, 1].get_title() and "truth" in axes[3, 2].get_title()
+    lo, hi = axes[2, 0].images[0].get_clim()
+    assert 0.08 < lo < 0.098 and 0.212 < hi < 0.23                           # from the tissues of interest
+    lo, hi = axes[1, 1].images[0].get_clim()
+    assert lo == -hi and hi < 0.2 * 90                                      # CSF errors (50 ms) saturate
+    nlls_dots = axes[0, 2].collections[0]
+    assert len(nlls_dots.get_offsets()) == np.isfinite(nlls["T2f"][..., 0]).sum() > 0
+    assert "0.212" in axes[2, 0].get_title() and "±" not in axes[2, 0].get_title()
+    assert "pallidum" in axes[1, 0].get_title() and not axes[3, 0].images    # the window tissues, shown once
