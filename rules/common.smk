@@ -24,6 +24,30 @@ def selected_experiments():
 
 
 EXPERIMENTS = selected_experiments()
+SHARED_DATA_KEYS = ("sequence", "parameter_space", "datasets", "basis")
+
+
+def data_owner(name):
+    """The experiment whose datasets and basis experiment ``name`` uses: itself, or its ``data_from`` (which must
+    be selected and describe the same data, so the files mean what the experiment says)."""
+    owner = EXPERIMENTS[name].get("data_from", name)
+    if owner == name:
+        return name
+    if owner not in EXPERIMENTS or "data_from" in EXPERIMENTS[owner]:
+        raise ValueError(f"experiment {name}: data_from '{owner}' must be a selected experiment with its own data")
+    differ = [k for k in SHARED_DATA_KEYS if EXPERIMENTS[name].get(k) != EXPERIMENTS[owner].get(k)]
+    if differ:
+        raise ValueError(f"experiment {name}: data_from '{owner}' needs the same {', '.join(differ)}")
+    return owner
+
+
+for _name in EXPERIMENTS:
+    data_owner(_name)
+
+
+def learning_curves():
+    """The configured learning curves whose experiments are all selected."""
+    return {k: v for k, v in config.get("learning_curves", {}).items() if set(v["experiments"]) <= set(EXPERIMENTS)}
 
 
 wildcard_constraints:
@@ -35,6 +59,7 @@ wildcard_constraints:
     phantom="[A-Za-z0-9_-]+",
     parameter="[A-Za-z0-9]+",
     kind="map|sqrtcrb",
+    curve="[A-Za-z0-9_-]+",
 
 
 def experiment(wildcards):
@@ -61,7 +86,11 @@ def as_json(value):
 
 
 def data_file(wildcards, split):
-    return f"{RESULTS}/{wildcards.experiment}/data/{split}.h5"
+    return f"{RESULTS}/{data_owner(wildcards.experiment)}/data/{split}.h5"
+
+
+def basis_file(wildcards):
+    return f"{RESULTS}/{data_owner(wildcards.experiment)}/basis.h5"
 
 
 def basis_split(exp):
@@ -80,7 +109,7 @@ def simulate_inputs(wildcards):
     inputs = {"sequence": sequence_file(wildcards)}
     split = basis_split(experiment(wildcards))
     if split is not None and wildcards.split != split:
-        inputs["basis"] = f"{RESULTS}/{wildcards.experiment}/basis.h5"
+        inputs["basis"] = basis_file(wildcards)
     return inputs
 
 
@@ -90,7 +119,7 @@ def training_inputs(wildcards):
     inputs = {
         "train": data_file(wildcards, cfg.get("train_split", "train")),
         "val": data_file(wildcards, cfg.get("val_split", "val")),
-        "basis": f"{RESULTS}/{wildcards.experiment}/basis.h5",
+        "basis": basis_file(wildcards),
     }
     warm = cfg["losses"][wildcards.loss].get("warm_start")
     if warm:
@@ -256,15 +285,18 @@ def network_figures(exp):
 def all_outputs():
     out = []
     for name, exp in EXPERIMENTS.items():
-        out += expand(f"{RESULTS}/{name}/data/{{split}}.h5", split=exp["datasets"])
-        with_crb = [k for k, v in exp["datasets"].items() if v.get("crb", True)]
-        out += expand(f"{RESULTS}/{name}/tables/crb_summary_{{split}}.csv", split=with_crb)
-        out.append(f"{RESULTS}/{name}/figures/sequence.png")
+        own = data_owner(name) == name
+        if own:
+            out += expand(f"{RESULTS}/{name}/data/{{split}}.h5", split=exp["datasets"])
+            with_crb = [k for k, v in exp["datasets"].items() if v.get("crb", True)]
+            out += expand(f"{RESULTS}/{name}/tables/crb_summary_{{split}}.csv", split=with_crb)
+            out.append(f"{RESULTS}/{name}/figures/sequence.png")
         if "crb_slice" in exp:
             out.append(f"{RESULTS}/{name}/figures/crb_slice.png")
         if "training" in exp:
             out += expand(f"{RESULTS}/{name}/models/{{loss}}.pt", loss=exp["training"]["losses"])
-            out.append(f"{RESULTS}/{name}/basis.cfl")
+            if own:
+                out.append(f"{RESULTS}/{name}/basis.cfl")
             if "dictionary" in exp:
                 out.append(f"{RESULTS}/{name}/models/matching.h5")
             evaluated = exp_estimators(exp)
@@ -278,6 +310,8 @@ def all_outputs():
             if figure_settings(exp)["test_split"] in ev.get("splits", []):
                 out.append(f"{RESULTS}/{name}/tables/summary.csv")
             out += map_outputs(name, exp)
+    for curve in learning_curves():
+        out += expand(f"{RESULTS}/learning_curves/{curve}.{{ext}}", ext=("csv", "png"))
     return out
 
 
@@ -292,3 +326,22 @@ def write_report():
     print("writing", html, file=sys.stderr)
     if subprocess.run(command, capture_output=True, text=True).returncode != 0:
         print(f"report failed; rerun: {' '.join(command)}", file=sys.stderr)
+
+
+def train_fingerprints(exp, loss):
+    """Number of fingerprints a network trains on: train_fingerprints (per loss or shared) or the train split's n."""
+    training = exp["training"]
+    n = training["losses"][loss].get("train_fingerprints", training.get("train_fingerprints"))
+    return n if n is not None else exp["datasets"][training.get("train_split", "train")]["n"]
+
+
+def learning_curve_runs(wildcards):
+    """{run: Monte-Carlo table} of every network and evaluated split of a learning curve's experiments; the run
+    name 'fingerprints/estimator/split/experiment' carries what the figure needs."""
+    runs = {}
+    for name in learning_curves()[wildcards.curve]["experiments"]:
+        exp = EXPERIMENTS[name]
+        for loss in exp["training"]["losses"]:
+            for split in exp.get("evaluation", {}).get("splits", []):
+                runs[f"{train_fingerprints(exp, loss)}/{loss}/{split}/{name}"] = f"{RESULTS}/{name}/eval/{loss}_{split}.csv"
+    return runs

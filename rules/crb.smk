@@ -1,7 +1,7 @@
 rule crb_table:
     """Per-parameter summary of the unit CRBs of one split."""
     input:
-        dataset=f"{RESULTS}/{{experiment}}/data/{{split}}.h5",
+        dataset=lambda wc: data_file(wc, wc.split),
     output:
         table=f"{RESULTS}/{{experiment}}/tables/crb_summary_{{split}}.csv",
     log:

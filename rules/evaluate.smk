@@ -3,14 +3,14 @@ rule evaluate:
     dictionary matching."""
     input:
         model=model_file,
-        dataset=f"{RESULTS}/{{experiment}}/data/{{split}}.h5",
+        dataset=lambda wc: data_file(wc, wc.split),
     output:
         table=f"{RESULTS}/{{experiment}}/eval/{{estimator}}_{{split}}.csv",
     params:
         snrs=lambda wc: [evaluation(wc).get("snr", 50)],
         realizations=lambda wc: evaluation(wc).get("realizations", 300),
         seed=lambda wc: evaluation(wc).get("seed", 0),
-        fingerprints=None,
+        fingerprints=lambda wc: evaluation(wc).get("fingerprints"),
     log:
         f"{RESULTS}/{{experiment}}/logs/evaluate_{{estimator}}_{{split}}.log",
     benchmark:

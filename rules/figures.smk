@@ -155,3 +155,25 @@ rule fig_nlls_agreement:
         "../envs/plotting.yaml"
     script:
         "../workflow/scripts/plot_agreement.py"
+
+
+rule learning_curve:
+    """CRB-loss per parameter against the training-set size (networks of several experiments), train vs held-out."""
+    input:
+        unpack(learning_curve_runs),
+    output:
+        table=report(f"{RESULTS}/learning_curves/{{curve}}.csv", caption="../workflow/report/learning_curve_table.rst",
+                     category="Learning curves"),
+        png=report(f"{RESULTS}/learning_curves/{{curve}}.png", caption="../workflow/report/learning_curve.rst",
+                   category="Learning curves"),
+        pdf=f"{RESULTS}/learning_curves/{{curve}}.pdf",
+    log:
+        f"{RESULTS}/learning_curves/logs/{{curve}}.log",
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=20,
+    conda:
+        "../envs/plotting.yaml"
+    script:
+        "../workflow/scripts/learning_curve.py"

@@ -2,7 +2,7 @@ rule phantom:
     """A numerical phantom (true maps and labels) and its noisy coefficient image in the experiment's basis."""
     input:
         sequence=sequence_file,
-        basis=f"{RESULTS}/{{experiment}}/basis.h5",
+        basis=basis_file,
     output:
         phantom=f"{RESULTS}/{{experiment}}/phantoms/{{phantom}}.h5",
     params:

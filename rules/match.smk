@@ -2,7 +2,7 @@ rule dictionary:
     """Dictionary matching: atoms simulated on the configured grid, projected on the experiment's basis."""
     input:
         sequence=sequence_file,
-        basis=f"{RESULTS}/{{experiment}}/basis.h5",
+        basis=basis_file,
     output:
         dictionary=f"{RESULTS}/{{experiment}}/models/matching.h5",
     params:

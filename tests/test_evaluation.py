@@ -65,3 +65,21 @@ def test_headline_has_a_row_per_parameter_and_the_mean():
     assert crb.loc["all", "crb_loss"] == pytest.approx(crb.loc[["m0s", "T2f"], "crb_loss"].mean())
     assert crb.loc["T2f", "grid_mean_abs_bias"] == pytest.approx(tables[1].bias.abs().mean())
     assert crb.val_crb_loss.eq(2.5).all() and h[h.estimator == "matching"].val_crb_loss.isna().all()
+
+
+def test_learning_curve_table_and_figure():
+    from crbnet.evaluation import learning_curve_table
+    from crbnet.plotting import plot_learning_curve
+
+    rng = np.random.default_rng(4)
+    runs = []
+    for n, scale in ((3072, 4.0), (12288, 2.0)):
+        for split in ("train", "test"):
+            crb = np.ones(64)
+            runs.append((n, "crb", split, _table(64, np.zeros(64), scale * crb * rng.uniform(0.9, 1.1, 64), crb)))
+    table = learning_curve_table(runs)
+    assert list(table.columns[:4]) == ["train_fingerprints", "estimator", "split", "parameter"]
+    by = table.set_index(["train_fingerprints", "split"]).crb_loss
+    assert by[(3072, "test")] == pytest.approx(4.0, rel=0.05) and by[(12288, "test")] == pytest.approx(2.0, rel=0.05)
+    fig = plot_learning_curve(table)
+    assert len(fig.axes[0].get_lines()) >= 2 + 1  # a line per split and the efficient value

@@ -56,9 +56,11 @@ def test_seeded_runs_are_identical_and_seeds_matter(sets):
     assert not torch.equal(_weights(a), _weights(c))
 
 
-@pytest.mark.parametrize("loss", ["mse", "bias_reduced"])
+@pytest.mark.parametrize("loss", ["mse", "bias_reduced", "balanced_crb"])
 def test_resume_matches_an_uninterrupted_run(sets, tmp_path, loss):
     extra = {"loss": loss, "realizations": 8, "batch_size": 16} if loss == "bias_reduced" else {"loss": loss}
+    if loss == "balanced_crb":  # the running means travel with the checkpoint
+        extra = {"loss": "crb", "balance": "running_mean"}
     full, full_history = _run(sets, _config(**extra))
     ckpt = tmp_path / "run.ckpt"
     _run(sets, _config(epochs=2, **extra), checkpoint_path=ckpt)  # "interrupted" after two epochs
@@ -66,6 +68,49 @@ def test_resume_matches_an_uninterrupted_run(sets, tmp_path, loss):
     assert torch.equal(_weights(resumed), _weights(full))
     cols = [c for c in HISTORY_COLUMNS if c != "seconds"]
     pd.testing.assert_frame_equal(history[cols], full_history[cols])
+
+
+def test_running_balance_weighs_parameters_equally():
+    from crbnet.losses import RunningBalance
+
+    balance = RunningBalance(2, momentum=0.5)
+    terms = torch.tensor([1e-4, 10.0], dtype=torch.float64, requires_grad=True)
+    assert float(balance(terms).detach()) == pytest.approx(1.0)  # first batch: each term over itself
+    (grad,) = torch.autograd.grad(balance(terms), terms)
+    # a 1e5 times smaller term gets a 1e5 times larger weight: both parameters pull equally in relative terms
+    assert float(grad[0] * terms[0].detach()) == pytest.approx(float(grad[1] * terms[1].detach()))
+    balance(torch.tensor([3e-4, 10.0], dtype=torch.float64))
+    assert balance.mean.tolist() == pytest.approx([0.5 * 1e-4 + 0.5 * 3e-4, 10.0])
+
+
+def test_train_fingerprints_uses_the_first_rows(tmp_path):
+    import numpy as np
+
+    from conftest import short_sequence
+    from crbnet.basis import Basis, dataset_basis
+    from crbnet.models.qmt import QMTModel
+    from crbnet.parameters import PARAMETERIZATIONS
+    from crbnet.simulation import write_dataset
+    from crbnet.training import train_from_files
+
+    pz = PARAMETERIZATIONS["apparent_t1"]
+    model = QMTModel(short_sequence(24), pz)
+    rng = np.random.default_rng(0)
+    values = {k: np.full(20, v) * rng.uniform(0.8, 1.2, 20) for k, v in pz.complete({"omega0": 10.0}).items()}
+    write_dataset(tmp_path / "train.h5", model, values, crb=False)
+    dataset_basis(tmp_path / "train.h5", 6).save(tmp_path / "basis.h5")
+    write_dataset(tmp_path / "data.h5", model, values, basis=Basis.load(tmp_path / "basis.h5"))
+    files = (tmp_path / "data.h5", tmp_path / "data.h5", tmp_path / "basis.h5")
+    cfg = TrainConfig.from_mapping({"estimate": ["T1", "T2f"], "hidden": [8, 8], "epochs": 1, "batch_size": 4,
+                                    "train_fingerprints": 12})
+    est = train_from_files(*files, cfg, CPU, tmp_path / "h.csv", progress=False)
+    # the network's parameter scaling comes from the training set: the first 12 fingerprints only
+    np.testing.assert_allclose(est.net.shift.numpy(), [values["T1"][:12].mean(), values["T2f"][:12].mean()], rtol=1e-6)
+    too_many = dataclasses.replace(cfg, train_fingerprints=21)
+    with pytest.raises(ValueError, match="holds 20"):
+        train_from_files(*files, too_many, CPU, tmp_path / "h.csv", progress=False)
+    with pytest.raises(ValueError, match="balance"):
+        _config(balance="sometimes")
 
 
 def test_a_checkpoint_of_another_configuration_is_ignored(sets, tmp_path, capsys):

@@ -41,6 +41,19 @@ def test_invalid_config_is_rejected(tmp_path):
     assert run.returncode != 0 and "0 is less than the minimum of 1" in run.stdout + run.stderr
 
 
+@pytest.mark.parametrize("change, phrase", [({"data_from": "nowhere"}, "must be a selected experiment"),
+                                            ({"datasets": {"train": {"n": 5, "seed": 1}}}, "needs the same datasets")])
+def test_data_from_must_describe_the_same_data(tmp_path, change, phrase):
+    import yaml
+
+    tiny = yaml.safe_load((ROOT / "tests/config/tiny.yaml").read_text())
+    tiny["experiments"]["tiny_fisp_12"] |= change
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(tiny))
+    run = _snakemake("-n", "--cores", "1", "--configfile", str(bad), "--config", f"results={tmp_path}")
+    assert run.returncode != 0 and phrase in run.stdout + run.stderr
+
+
 @pytest.mark.slow
 def test_tiny_end_to_end(tmp_path):
     out = tmp_path / "results"
@@ -104,6 +117,13 @@ def test_tiny_end_to_end(tmp_path):
     t2f = headline[headline.parameter == "T2f"]
     assert np.all(t2f.grid_mean_abs_bias < 1.0)  # seconds: below the T2f prior range
     _check_tiny_fisp(out / "tiny_fisp")
+    # learning curve: tiny_fisp_12 trains on the first 12 of tiny_fisp's 24 fingerprints and simulates nothing itself
+    assert not (out / "tiny_fisp_12" / "data").exists() and not (out / "tiny_fisp_12" / "basis.h5").exists()
+    curve = pd.read_csv(out / "learning_curves" / "tiny_fisp.csv")
+    test_rows = curve[curve.split == "test"]
+    assert sorted(set(test_rows.train_fingerprints)) == [12, 24] and set(curve.estimator) >= {"mse", "crb"}
+    assert len(test_rows) == (2 + 3) * 2  # networks (12: mse, crb; 24: mse, crb, bias_reduced) x (T1, T2)
+    assert (out / "learning_curves" / "tiny_fisp.png").stat().st_size > 1000
     _check_maps(exp / "maps" / "tubes", ("mse", "crb", "bias_reduced"), ("m0s", "T1", "T2f"), sqrt_crb=())
     import nibabel as nib
 

@@ -164,7 +164,8 @@ def _hist_row(axes: Sequence[plt.Axes], tables: dict[str, pd.DataFrame], value, 
     names = list(dict.fromkeys(next(iter(tables.values())).parameter))
     for ax, name in zip(axes, names):
         for loss, t in tables.items():
-            v = np.asarray(value(t[t.parameter == name]), dtype=float)
+            t = t[(t.parameter == name) & np.isfinite(t.crb)]  # undefined CRBs are excluded, as in the summaries
+            v = np.asarray(value(t), dtype=float)
             v = v[np.isfinite(v) & (v > 0)] if log else v[np.isfinite(v)]
             if not len(v):
                 continue
@@ -226,7 +227,8 @@ def plot_snr_contributions(sweeps: dict[str, pd.DataFrame]) -> plt.Figure:
 
 
 def plot_parameter_contributions(summaries: dict[str, pd.DataFrame]) -> plt.Figure:
-    """Zhang Fig. 8: per-parameter bias (hatched) and variance parts of the CRB-loss for each network."""
+    """Zhang Fig. 8: per-parameter bias (hatched) and variance parts of the CRB-loss for each network, with the
+    bootstrap 95 % interval of the CRB-loss."""
     _style()
     names = list(dict.fromkeys(next(iter(summaries.values())).parameter))
     fig, ax = plt.subplots(figsize=(1.2 * len(names) * len(summaries) + 2, 3.6))
@@ -237,10 +239,34 @@ def plot_parameter_contributions(summaries: dict[str, pd.DataFrame]) -> plt.Figu
         ax.bar(pos, s.variance_part, width, color=COLORS[loss], label=f"{LABELS[loss]}: variance")
         ax.bar(pos, s.bias_part, width, bottom=s.variance_part, color=COLORS[loss], alpha=0.45, hatch="//",
                label=f"{LABELS[loss]}: bias")
+        ax.errorbar(pos, s.crb_loss, yerr=[s.crb_loss - s.crb_loss_lo, s.crb_loss_hi - s.crb_loss], fmt="none",
+                    ecolor="k", elinewidth=0.8, capsize=2)
     ax.axhline(1.0, color="k", lw=0.8, ls=":")
     ax.set_xticks(np.arange(len(names)), names)
     ax.set(yscale="log", ylabel="CRB-loss part")
     ax.legend(frameon=False, fontsize=7, ncol=2)
+    sns.despine(fig)
+    fig.tight_layout()
+    return fig
+
+
+def plot_learning_curve(table: pd.DataFrame) -> plt.Figure:
+    """CRB-loss per estimated parameter against the number of training fingerprints, one line per network and
+    split (training split dashed, held-out splits solid) with bootstrap 95 % intervals; ``table`` comes from
+    crbnet.evaluation.learning_curve_table."""
+    _style()
+    names = list(dict.fromkeys(table.parameter))
+    fig, axes = plt.subplots(1, len(names), figsize=(3.6 * len(names), 3.4), squeeze=False, sharey=True)
+    for ax, name in zip(axes[0], names):
+        for (estimator, split), g in table[table.parameter == name].groupby(["estimator", "split"], sort=False):
+            g = g.sort_values("train_fingerprints")
+            ax.errorbar(g.train_fingerprints, g.crb_loss, yerr=[g.crb_loss - g.crb_loss_lo, g.crb_loss_hi - g.crb_loss],
+                        color=COLORS.get(estimator), ls="--" if split == "train" else "-", marker="o", ms=3,
+                        capsize=2, label=f"{LABELS.get(estimator, estimator)}: {split}")
+        ax.axhline(1.0, color="k", lw=0.8, ls=":")
+        ax.set(xscale="log", yscale="log", title=name, xlabel="training fingerprints")
+    axes[0, 0].set_ylabel("CRB-loss")
+    axes[0, -1].legend(frameon=False, fontsize=7)
     sns.despine(fig)
     fig.tight_layout()
     return fig

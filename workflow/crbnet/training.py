@@ -35,7 +35,9 @@ class TrainConfig:
     """Hyper-parameters (defaults: Zhang 2022 except the number of epochs). ``noise`` is a NoiseModel config;
     ``realizations``, ``lam`` and ``delta`` only matter for the bias-reduced loss, where ``batch_size`` counts
     fingerprints (each with ``realizations`` noise draws). ``precision='bf16'`` runs the network's forward pass
-    under bfloat16 autocast (mixed precision on CUDA or CPU); losses, CRBs and the optimizer stay in float32/64."""
+    under bfloat16 autocast (mixed precision on CUDA or CPU); losses, CRBs and the optimizer stay in float32/64.
+    ``train_fingerprints`` trains on the first N fingerprints of the training split (learning curves);
+    ``balance='running_mean'`` divides each parameter's loss term by its running mean (losses.RunningBalance)."""
 
     loss: str = "crb"
     estimate: tuple[str, ...] = ("m0s", "T1", "T2f")
@@ -55,6 +57,8 @@ class TrainConfig:
     seed: int = 0
     checkpoint_every: int = 10
     precision: str = "fp32"
+    train_fingerprints: int | None = None
+    balance: str = "none"
 
     @classmethod
     def from_mapping(cls, cfg: Mapping) -> TrainConfig:
@@ -68,6 +72,8 @@ class TrainConfig:
         config = cls(**{**cfg, **tuples})
         if config.precision not in ("fp32", "bf16"):
             raise ValueError(f"precision must be fp32 or bf16, got '{config.precision}'")
+        if config.balance not in ("none", "running_mean"):
+            raise ValueError(f"balance must be none or running_mean, got '{config.balance}'")
         if config.loss not in losses.LOSSES:
             raise ValueError(f"unknown loss '{config.loss}'; choose one of {', '.join(losses.LOSSES)}")
         NoiseModel.from_config(config.noise)
@@ -133,8 +139,9 @@ def _validation(net: ResidualMLP, x: torch.Tensor, truth: torch.Tensor, crb: tor
 
 
 def _epoch(net: ResidualMLP, opt: torch.optim.Optimizer, train: FingerprintSet, cfg: TrainConfig, noise: NoiseModel,
-           epoch: int) -> dict[str, float]:
-    """One pass over the training set with this epoch's M0, noise and shuffling; sample-weighted means."""
+           epoch: int, balance: losses.RunningBalance | None = None) -> dict[str, float]:
+    """One pass over the training set with this epoch's M0, noise and shuffling; sample-weighted means. With
+    ``balance`` the objective is the balanced mean of the per-parameter terms."""
     gen = generator(cfg.seed, "train", epoch)
     M0, sigma = noise.draw(len(train), gen)
     order = torch.randperm(len(train), generator=gen).to(train.parameters.device)
@@ -152,13 +159,15 @@ def _epoch(net: ResidualMLP, opt: torch.optim.Optimizer, train: FingerprintSet, 
             with autocast:
                 out = net(_inputs(yb, cfg.normalization).flatten(0, 1))
             est = out.double().unflatten(0, yb.shape[:2])
-            objective = losses.bias_reduced(est, truth, crb_b, cfg.lam, cfg.delta)
+            terms = losses.bias_reduced(est, truth, crb_b, cfg.lam, cfg.delta, terms=True)
         else:
             crb_b = crb[rows]
             with autocast:
                 out = net(x[rows])
             est = out.double()
-            objective = losses.mse(est, truth, scale) if cfg.loss == "mse" else losses.crb_weighted(est, truth, crb_b)
+            terms = (losses.mse(est, truth, scale, terms=True) if cfg.loss == "mse"
+                     else losses.crb_weighted(est, truth, crb_b, terms=True))
+        objective = terms.mean() if balance is None else balance(terms)
         opt.zero_grad(set_to_none=True)
         objective.backward()
         opt.step()
@@ -183,6 +192,7 @@ def train(estimator: Estimator, train_set: FingerprintSet, val_set: FingerprintS
             raise ValueError(f"{bad} of {len(examples)} {name} examples have infinite CRBs ({examples.crb_domain} "
                              f"domain): the parameters are not identifiable there; raise the basis rank")
     net = estimator.net.to(device)
+    balance = losses.RunningBalance(len(cfg.estimate)).to(device) if cfg.balance == "running_mean" else None
     _train_mode(net, cfg)
     train_set, val_set = train_set.to(device), val_set.to(device)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
@@ -190,13 +200,13 @@ def train(estimator: Estimator, train_set: FingerprintSet, val_set: FingerprintS
     noise = NoiseModel.from_config(cfg.noise)
     val_x, val_crb = _validation_inputs(val_set, cfg, noise)
     history: list[dict] = []
-    start = _resume(checkpoint_path, cfg, net, opt, sched, history)
+    start = _resume(checkpoint_path, cfg, net, opt, sched, history, balance)
     bar = progress_bar(range(start, cfg.epochs), initial=start, total=cfg.epochs, desc=f"train {cfg.loss}",
                        unit="epoch", disable=not progress)
     for epoch in bar:
         tic = time.perf_counter()
         lr = opt.param_groups[0]["lr"]
-        row = {"epoch": epoch + 1, "lr": lr, **_epoch(net, opt, train_set, cfg, noise, epoch)}
+        row = {"epoch": epoch + 1, "lr": lr, **_epoch(net, opt, train_set, cfg, noise, epoch, balance)}
         sched.step()
         row["val_mse"], row["val_crb"] = _validation(net, val_x, val_set.parameters, val_crb, cfg)
         row["seconds"] = time.perf_counter() - tic
@@ -204,7 +214,7 @@ def train(estimator: Estimator, train_set: FingerprintSet, val_set: FingerprintS
         bar.set_postfix(loss=f"{row['loss']:.4g}", val_crb=f"{row['val_crb']:.4g}", lr=f"{lr:.2g}")
         done = epoch + 1 == cfg.epochs
         if checkpoint_path and ((epoch + 1) % cfg.checkpoint_every == 0 or done):
-            _save_checkpoint(checkpoint_path, cfg, epoch + 1, net, opt, sched, history)
+            _save_checkpoint(checkpoint_path, cfg, epoch + 1, net, opt, sched, history, balance)
         if history_path:
             write_csv(pd.DataFrame(history, columns=HISTORY_COLUMNS), history_path)
     net.eval().cpu()
@@ -212,15 +222,18 @@ def train(estimator: Estimator, train_set: FingerprintSet, val_set: FingerprintS
 
 
 def _save_checkpoint(path: str | Path, cfg: TrainConfig, epoch: int, net: ResidualMLP, opt: torch.optim.Optimizer,
-                     sched: torch.optim.lr_scheduler.LRScheduler, history: list[dict]) -> None:
+                     sched: torch.optim.lr_scheduler.LRScheduler, history: list[dict],
+                     balance: losses.RunningBalance | None = None) -> None:
     state = {"fingerprint": cfg.fingerprint(), "epoch": epoch, "net": net.state_dict(), "optimizer": opt.state_dict(),
-             "scheduler": sched.state_dict(), "history": history}
+             "scheduler": sched.state_dict(), "history": history,
+             "balance": balance.state_dict() if balance is not None else {}}
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
 
 
 def _resume(path: str | Path | None, cfg: TrainConfig, net: ResidualMLP, opt: torch.optim.Optimizer,
-            sched: torch.optim.lr_scheduler.LRScheduler, history: list[dict]) -> int:
+            sched: torch.optim.lr_scheduler.LRScheduler, history: list[dict],
+            balance: losses.RunningBalance | None = None) -> int:
     """Load a matching checkpoint into the objects; returns the epoch to continue from (0 without one)."""
     if not path or not Path(path).exists():
         return 0
@@ -231,6 +244,8 @@ def _resume(path: str | Path | None, cfg: TrainConfig, net: ResidualMLP, opt: to
     net.load_state_dict(state["net"])
     opt.load_state_dict(state["optimizer"])
     sched.load_state_dict(state["scheduler"])
+    if balance is not None:
+        balance.load_state_dict(state["balance"])
     history.extend(state["history"])
     print(f"resuming from {path} at epoch {state['epoch']}", file=sys.stderr)
     return state["epoch"]
@@ -242,6 +257,10 @@ def train_from_files(train_path: str | Path, val_path: str | Path, basis_path: s
     """Train a network on simulated dataset files projected onto a saved basis (what the workflow runs)."""
     basis = Basis.load(basis_path)
     train_set, val_set = (load_examples(p, basis, cfg.estimate) for p in (train_path, val_path))
+    if cfg.train_fingerprints is not None:
+        if cfg.train_fingerprints > len(train_set):
+            raise ValueError(f"train_fingerprints = {cfg.train_fingerprints} but {train_path} holds {len(train_set)}")
+        train_set = train_set.subset(slice(0, cfg.train_fingerprints))
     estimator = build_estimator(train_set, basis, cfg)
     if warm:
         warm_start(estimator, warm)
