@@ -21,6 +21,7 @@ def test_efficient_unbiased_estimator_scores_one_with_a_tight_interval():
     assert row.crb_loss == pytest.approx(1.0) and row.median_std_ratio == pytest.approx(1.0)
     assert row.crb_loss_lo == pytest.approx(1.0) and row.crb_loss_hi == pytest.approx(1.0)
     assert not row.variance_below_crb and row.n == n and row.n_undefined == 0
+    assert np.isnan(row.spread_ratio)  # the synthetic truth is constant: no spread to follow
 
 
 def test_parts_intervals_and_the_below_crb_flag():
@@ -41,6 +42,18 @@ def test_parts_intervals_and_the_below_crb_flag():
     assert row.variance_below_crb
     again = summarize(_table(n, bias, variance, crb), n_boot=500, seed=3).iloc[0]
     assert again.crb_loss_lo == row.crb_loss_lo  # seeded
+
+
+def test_spread_ratio_detects_a_collapsed_output():
+    rng = np.random.default_rng(5)
+    true = rng.uniform(0.0, 0.3, 500)
+    collapsed = pd.DataFrame({"fingerprint": np.arange(500), "parameter": "m0s", "snr": 50.0, "true": true,
+                              "mean": 0.12 + 0.001 * rng.normal(size=500), "variance": 1e-6, "crb": 1e-4})
+    collapsed["bias"] = collapsed["mean"] - true
+    following = collapsed.assign(mean=true + 0.01 * rng.normal(size=500))
+    following["bias"] = following["mean"] - true
+    assert summarize(collapsed).spread_ratio.iloc[0] < 0.02
+    assert summarize(following).spread_ratio.iloc[0] == pytest.approx(1.0, abs=0.05)
 
 
 def test_infinite_crbs_are_excluded_and_counted():

@@ -82,6 +82,13 @@ def _bootstrap(values: np.ndarray, statistic, rng: np.random.Generator, n_boot: 
     return float(lo), float(hi)
 
 
+def _spread_ratio(mean: np.ndarray, true: np.ndarray) -> float:
+    """Std over fingerprints of the mean estimates over that of the true values: near 0 when the estimator
+    returns about the same value whatever the truth (a collapsed output), 1 when it follows the truth's spread."""
+    spread = np.std(true)
+    return float(np.std(mean) / spread) if spread > 0 else np.nan
+
+
 def summarize(table: pd.DataFrame, n_boot: int = BOOTSTRAP, seed: int = 0) -> pd.DataFrame:
     """Per parameter and SNR: the CRB-loss and its bias and variance parts (means of bias^2/CRB and variance/CRB
     over fingerprints), the median std/sqrt(CRB) and |bias|/sqrt(CRB), each with a seeded bootstrap 95 % interval
@@ -89,7 +96,8 @@ def summarize(table: pd.DataFrame, n_boot: int = BOOTSTRAP, seed: int = 0) -> pd
 
     Fingerprints whose CRB is infinite or undefined (the parameter is not identifiable there) cannot be normalized:
     they are excluded and counted in ``n_undefined``. ``variance_below_crb`` flags a variance part whose interval
-    lies below 1: only a biased estimator gets there (a CRB-loss below 1 says the same of the whole loss)."""
+    lies below 1: only a biased estimator gets there (a CRB-loss below 1 says the same of the whole loss).
+    ``spread_ratio`` (std of the mean estimates over that of the truth, all fingerprints) shows a collapsed output."""
     rng = np.random.default_rng(seed)
     rows = []
     for (snr, name), g in table.groupby(["snr", "parameter"], sort=False):
@@ -106,6 +114,7 @@ def summarize(table: pd.DataFrame, n_boot: int = BOOTSTRAP, seed: int = 0) -> pd
             row[key] = float(np.median(values)) if len(values) else np.nan
             row[f"{key}_lo"], row[f"{key}_hi"] = _bootstrap(values, np.median, rng, n_boot)
         row["variance_below_crb"] = bool(row["variance_part_hi"] < 1.0)
+        row["spread_ratio"] = _spread_ratio(g["mean"].to_numpy(), g["true"].to_numpy())
         rows.append(row)
     return pd.DataFrame(rows)
 
