@@ -317,15 +317,20 @@ def all_outputs():
 
 def write_report():
     """After a run that executed jobs (Snakemake calls onsuccess only then), build {results}/report.html with
-    `snakemake --report` on the same experiments and settings (the config as run is saved next to it)."""
+    `snakemake --report` on the same experiments and settings (the config as run is saved next to it). Its output
+    goes to {results}/logs/report.log, which a failure names together with the command to rerun."""
     html = Path(RESULTS) / "report.html"
     settings = Path(RESULTS) / "report_config.yaml"
+    log = Path(RESULTS) / "logs" / "report.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
     settings.write_text(yaml.safe_dump({**config, "experiments": EXPERIMENTS}, sort_keys=False))
     command = [sys.executable, "-m", "snakemake", "--nolock", "--report", str(html), "--configfile", str(settings),
                "--replace-workflow-config"]
     print("writing", html, file=sys.stderr)
-    if subprocess.run(command, capture_output=True, text=True).returncode != 0:
-        print(f"report failed; rerun: {' '.join(command)}", file=sys.stderr)
+    with open(log, "w") as out:
+        failed = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, text=True).returncode != 0
+    if failed:
+        print(f"report failed (see {log}); rerun: {' '.join(command)}", file=sys.stderr)
 
 
 def train_fingerprints(exp, loss):
