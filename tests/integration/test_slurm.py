@@ -63,19 +63,17 @@ def test_tiny_workflow_runs_through_sbatch(cluster, tmp_path):
         assert (out / exp / "tables" / "summary.csv").exists()
     assert (out / "tiny_fisp" / "models" / "matching.h5").exists()
 
-    # the jobs really went through sbatch: SLURM knows them (squeue keeps finished jobs for MinJobAge), all completed,
-    # and the plugin wrote one SLURM log per job
+    # the jobs really went through sbatch. SLURM forgets finished jobs MinJobAge (600 s) after they end, so on a
+    # slower machine the early ones are gone from squeue: count what cannot expire, the plugin's per-job logs (one
+    # per job, each holding the job's Snakemake output), and require only that the jobs SLURM still lists completed.
     dry = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--forceall", "--configfile", "tests/config/tiny.yaml",
                           "--config", f"results={out}", "--quiet", "rules"], cwd=ROOT, capture_output=True, text=True)
     jobs = [line.split() for line in dry.stdout.splitlines() if line.strip().startswith("total")]
     expected = int(jobs[0][1]) - 1  # all but the local target rule
-    records = subprocess.run(["squeue", "-h", "-t", "all", "-o", "%i|%T|%k"], env=cluster, capture_output=True,
-                             text=True, check=True).stdout.split()
-    states = [r.split("|")[1] for r in records]
-    comments = [r.split("|")[2] for r in records]
-    assert len(records) >= expected and set(states) == {"COMPLETED"}, records
-    assert any("train_network" in c for c in comments) and any("dictionary" in c for c in comments)
     logs = list((tmp_path / "slurm_logs").rglob("*.log"))
     assert len(logs) >= expected
-    trained = subprocess.run(["scontrol", "show", "job", "-o"], env=cluster, capture_output=True, text=True).stdout
-    assert "rule_train_network" in trained or "train_network" in trained
+    text = "\n".join(log.read_text(errors="replace") for log in logs)
+    assert all(f"rule {name}" in text for name in ("train_network", "dictionary", "simulate_dataset"))
+    records = subprocess.run(["squeue", "-h", "-t", "all", "-o", "%i|%T|%k"], env=cluster, capture_output=True,
+                             text=True, check=True).stdout.split()
+    assert {r.split("|")[1] for r in records} <= {"COMPLETED"}, records
