@@ -20,6 +20,7 @@ from crbnet.estimator import ModelError, load_estimator
 from crbnet.io import DataError, read_voxels, write_csv, write_estimates
 from crbnet.models import default_parameterization, model_for
 from crbnet.parameters import ParameterError, Parameterization, get_parameterization, infer_parameterization, parameter
+from crbnet.runtime import DeviceError, pick_device
 from crbnet.sequences import SequenceError, load_sequence
 
 
@@ -66,13 +67,14 @@ def _setup(args: argparse.Namespace, wrt: list[str]) -> tuple[object, Parameteri
         if name not in pz.names:
             raise ParameterError(f"parameter '{name}' is not part of the {pz.name} parameterization ({', '.join(pz.names)})")
     values = pz.complete(given)
-    return model_for(sequence, pz), pz, values
+    return model_for(sequence, pz, pick_device(args.device, gpus=1)), pz, values
 
 
 def _simulate(args: argparse.Namespace) -> None:
     wrt = _names(args.jacobian)
     model, _, values = _setup(args, wrt)
     signal, jac = model.simulate(values, wrt)
+    signal, jac = signal.cpu(), jac.cpu()
     columns = {"re": signal[0].real, "im": signal[0].imag}
     for k, name in enumerate(wrt):
         columns[f"d_{name}_re"], columns[f"d_{name}_im"] = jac[0, :, k].real, jac[0, :, k].imag
@@ -87,7 +89,7 @@ def _crb(args: argparse.Namespace) -> None:
         raise UsageError(f"--sigma must be a positive number, got {args.sigma}")
     model, _, values = _setup(args, wrt)
     signal, jac = model.simulate(values, wrt)
-    crb = scale_crb(unit_crb(signal, jac), 1.0, args.sigma)[0]
+    crb = scale_crb(unit_crb(signal, jac), 1.0, args.sigma)[0].cpu()
     frame = pd.DataFrame({
         "parameter": wrt,
         "unit": [parameter(n).unit for n in wrt],
@@ -105,7 +107,8 @@ def _fit(args: argparse.Namespace) -> None:
     estimator = load_estimator(args.model)
     data = read_voxels(args.data, args.mask)
     estimator.basis.check(data.attrs.get("basis_sha256"), data.attrs.get("sequence_sha256"))
-    estimates = estimator.predict(data.values, batch=args.batch, precision=args.precision)
+    device = pick_device(args.device, gpus=1)
+    estimates = estimator.predict(data.values, batch=args.batch, precision=args.precision, device=device)
     write_estimates(args.out, estimates, list(estimator.names), list(estimator.units), data,
                     {"model": str(args.model), "precision": args.precision})
 
@@ -121,6 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="auto: fisp for MRF-FISP sequences; for qMT apparent_t1 when T1 or T2f is named, "
                              "else canonical")
     common.add_argument("--out", required=True, help="output CSV")
+    common.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                        help="where the physics runs (auto: the GPU when usable; cuda without one: exit 2)")
     sim = sub.add_parser("simulate", parents=[common], help="fingerprint (M0 = 1) and derivatives as CSV")
     sim.add_argument("--jacobian", metavar="NAME[,NAME...]", help="parameters to differentiate by")
     sim.set_defaults(run=_simulate)
@@ -137,7 +142,10 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--mask", help="voxel mask over the data's leading axes (.npy or NIfTI); nonzero = fit")
     fit.add_argument("--out", required=True, help="estimates (..., P): .npy, .h5 or .nii/.nii.gz (+ .json sidecar)")
     fit.add_argument("--batch", type=int, default=4096, help="voxels per network batch")
-    fit.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="network arithmetic")
+    fit.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="fp32",
+                     help="network arithmetic; bf16 only where the hardware has it (auto: bf16 there, else fp32)")
+    fit.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                     help="where the network runs (auto: the GPU when usable; cuda without one: exit 2)")
     fit.set_defaults(run=_fit)
     return parser
 
@@ -146,7 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         args.run(args)
-    except (UsageError, ParameterError, SequenceError, ModelError, DataError, BasisError) as err:
+    except (UsageError, ParameterError, SequenceError, ModelError, DataError, BasisError, DeviceError) as err:
         print(f"crbnet: error: {err}", file=sys.stderr)
         return 2
     return 0

@@ -16,6 +16,7 @@ from crbnet.basis import Basis, BasisError, normalize
 from crbnet.io import atomic_path
 from crbnet.matching import MatchingEstimator
 from crbnet.nets import ResidualMLP
+from crbnet.runtime import DeviceError, resolve_precision
 
 FORMAT = "crbnet-estimator/1"
 
@@ -81,13 +82,17 @@ class Estimator:
         """Estimates (n, Pe) float64 in physical units from complex coefficients or fingerprints (n, ...).
 
         Inference folds BatchNorm into the linear layers and runs in batches small enough for the activations to
-        stay in cache; ``precision='bf16'`` runs the wide layers in bfloat16 (ResidualMLP.folded)."""
+        stay in cache; ``precision='bf16'`` runs the wide layers in bfloat16 (ResidualMLP.folded) where the hardware
+        has bf16 (fp32 with a warning elsewhere), ``auto`` picks bf16 where native (runtime.resolve_precision)."""
         if isinstance(data, torch.Tensor):
             data = data.cpu().numpy()
         c = self.coefficients(np.asarray(data))
-        if precision not in ("fp32", "bf16"):
-            raise ModelError(f"precision must be fp32 or bf16, got '{precision}'")
-        net = self.net.folded(bf16=precision == "bf16").to(device=device)
+        device = torch.device(device)
+        try:
+            bf16 = resolve_precision(precision, device) == "bf16"
+        except DeviceError as err:
+            raise ModelError(str(err)) from None
+        net = self.net.folded(bf16=bf16).to(device=device)
         out = np.empty((c.shape[0], len(self.names)), dtype=np.float64)
         with torch.inference_mode():
             for start in range(0, c.shape[0], batch):

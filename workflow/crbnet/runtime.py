@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,13 +14,66 @@ import torch
 from tqdm import tqdm
 
 
-def pick_device(request: str = "auto", gpus: int = 1) -> torch.device:
-    """CUDA when requested or available (and ``gpus > 0``), else CPU; an explicit 'cuda' without CUDA fails."""
-    if request == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device 'cuda' requested but CUDA is not available")
-    if request in ("auto", "cuda") and gpus > 0 and torch.cuda.is_available():
+class DeviceError(RuntimeError):
+    """A device or precision was asked for that this machine cannot provide."""
+
+
+@functools.cache
+def cuda_usable() -> bool:
+    """CUDA is present and a tiny probe kernel runs on it (a card this torch build does not support fails here,
+    not at the first real kernel)."""
+    if not torch.cuda.is_available():
+        return False
+    try:
+        return float((torch.arange(4.0, device="cuda") * 2).sum()) == 12.0
+    except Exception:  # noqa: BLE001 - any failure of the probe means: not usable
+        return False
+
+
+def pick_device(request: str = "auto", gpus: int = 0) -> torch.device:
+    """The device to compute on. ``auto``: CUDA only when the job reserved GPUs (``gpus > 0``, a rule's
+    ``resources: gpu``) and CUDA is usable, else CPU, so that jobs without a GPU reservation never share one.
+    ``cuda``: CUDA or DeviceError. ``cpu``: CPU."""
+    if request not in ("auto", "cpu", "cuda"):
+        raise DeviceError(f"device must be auto, cpu or cuda, got '{request}'")
+    if request == "cuda" and not cuda_usable():
+        raise DeviceError("device 'cuda' requested but no usable CUDA GPU is present")
+    if request == "cuda" or (request == "auto" and gpus > 0 and cuda_usable()):
         return torch.device("cuda")
     return torch.device("cpu")
+
+
+@functools.cache
+def _cpu_flags() -> frozenset[str]:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return frozenset()
+    line = next((ln for ln in text.splitlines() if ln.startswith("flags")), "")
+    return frozenset(line.partition(":")[2].split())
+
+
+def bf16_native(device: torch.device) -> bool:
+    """Whether bfloat16 arithmetic runs in hardware: CUDA compute capability >= 8.0, or a CPU with AVX512-BF16 or
+    AMX-BF16. Elsewhere (AVX2-only CPUs, most laptops) bf16 is emulated, several to ~100x slower than fp32."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_capability(device)[0] >= 8
+    return bool(_cpu_flags() & {"avx512_bf16", "amx_bf16"})
+
+
+def resolve_precision(request: str, device: torch.device) -> str:
+    """``fp32``, ``bf16`` or ``auto`` -> the precision to run: ``auto`` is bf16 where native, else fp32; an
+    explicit bf16 where it is emulated falls back to fp32 with a one-line warning."""
+    if request not in ("auto", "fp32", "bf16"):
+        raise DeviceError(f"precision must be auto, fp32 or bf16, got '{request}'")
+    if request == "fp32":
+        return "fp32"
+    if bf16_native(device):
+        return "bf16"
+    if request == "bf16":
+        warnings.warn(f"bf16 is emulated on this {device.type} (no AVX512-BF16/AMX or compute capability < 8.0): "
+                      f"running fp32 instead", stacklevel=2)
+    return "fp32"
 
 
 def progress(iterable=None, **kwargs) -> tqdm:

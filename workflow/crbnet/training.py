@@ -26,6 +26,7 @@ from crbnet.estimator import Estimator
 from crbnet.io import atomic_path, write_csv
 from crbnet.nets import ZHANG_HIDDEN, ResidualMLP
 from crbnet.runtime import progress as progress_bar
+from crbnet.runtime import resolve_precision
 
 HISTORY_COLUMNS = ["epoch", "lr", "loss", "train_mse", "train_crb", "val_mse", "val_crb", "seconds"]
 
@@ -35,7 +36,8 @@ class TrainConfig:
     """Hyper-parameters (defaults: Zhang 2022 except the number of epochs). ``noise`` is a NoiseModel config;
     ``realizations``, ``lam`` and ``delta`` only matter for the bias-reduced loss, where ``batch_size`` counts
     fingerprints (each with ``realizations`` noise draws). ``precision='bf16'`` runs the network's forward pass
-    under bfloat16 autocast (mixed precision on CUDA or CPU); losses, CRBs and the optimizer stay in float32/64.
+    under bfloat16 autocast (mixed precision) where the hardware has bf16, fp32 with a warning elsewhere; ``auto``
+    picks bf16 where native; losses, CRBs and the optimizer stay in float32/64 (runtime.resolve_precision).
     ``train_fingerprints`` trains on the first N fingerprints of the training split (learning curves);
     ``balance='running_mean'`` divides each parameter's loss term by its running mean (losses.RunningBalance)."""
 
@@ -70,8 +72,8 @@ class TrainConfig:
         if isinstance(cfg.get("skips"), list):
             tuples["skips"] = tuple(tuple(s) for s in cfg["skips"])
         config = cls(**{**cfg, **tuples})
-        if config.precision not in ("fp32", "bf16"):
-            raise ValueError(f"precision must be fp32 or bf16, got '{config.precision}'")
+        if config.precision not in ("auto", "fp32", "bf16"):
+            raise ValueError(f"precision must be auto, fp32 or bf16, got '{config.precision}'")
         if config.balance not in ("none", "running_mean"):
             raise ValueError(f"balance must be none or running_mean, got '{config.balance}'")
         if config.loss not in losses.LOSSES:
@@ -150,7 +152,8 @@ def _epoch(net: ResidualMLP, opt: torch.optim.Optimizer, train: FingerprintSet, 
     if cfg.loss != "bias_reduced":
         y, crb = train.noisy(M0, sigma, gen)
         x = _inputs(y, cfg.normalization)
-    autocast = torch.autocast(train.parameters.device.type, torch.bfloat16, enabled=cfg.precision == "bf16")
+    device = train.parameters.device
+    autocast = torch.autocast(device.type, torch.bfloat16, enabled=resolve_precision(cfg.precision, device) == "bf16")
     for start in range(0, len(train), cfg.batch_size):
         rows = order[start: start + cfg.batch_size]
         truth = train.parameters[rows]

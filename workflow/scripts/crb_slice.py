@@ -17,6 +17,7 @@ with logged(sm.log[0], sm.threads):
     space = ParameterSpace.from_config(json.loads(sm.params.space))
     cfg = json.loads(sm.params.slice)
     axes = grid_axes(cfg["x"], cfg["y"])
-    model = model_for(load_sequence(sm.input.sequence), space.parameterization, pick_device(sm.params.device))
+    device = pick_device(sm.params.device, sm.resources.get("gpu", 0))  # CUDA only with a GPU reserved
+    model = model_for(load_sequence(sm.input.sequence), space.parameterization, device)
     table = crb_grid(model, space.grid(axes), tuple(cfg["estimate"]), cfg.get("sigma", 0.01), progress=True)
     write_csv(table, sm.output.table)

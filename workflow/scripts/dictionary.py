@@ -16,7 +16,8 @@ from crbnet.simulation import grid_axes  # noqa: E402
 sm = snakemake  # noqa: F821
 with logged(sm.log[0], sm.threads):
     space = ParameterSpace.from_config(json.loads(sm.params.space))
-    model = model_for(load_sequence(sm.input.sequence), space.parameterization, pick_device(sm.params.device))
+    device = pick_device(sm.params.device, sm.resources.get("gpu", 0))  # CUDA only with a GPU reserved
+    model = model_for(load_sequence(sm.input.sequence), space.parameterization, device)
     estimator = MatchingEstimator.from_grid(model, Basis.load(sm.input.basis), space,
                                             grid_axes(*json.loads(sm.params.axes)), tuple(sm.params.estimate),
                                             progress=True)

@@ -33,7 +33,8 @@ with logged(sm.log[0], sm.threads):
         mask, values = data.mask, data.values
         affine = data.image.affine if data.image is not None else np.asarray(data.attrs.get("affine", np.eye(4)))
     space = ParameterSpace.from_config(json.loads(sm.params.space))
-    model = model_for(load_sequence(sm.input.sequence), space.parameterization, pick_device(sm.params.device))
+    device = pick_device(sm.params.device, sm.resources.get("gpu", 0))  # CUDA only with a GPU reserved
+    model = model_for(load_sequence(sm.input.sequence), space.parameterization, device)
     if sm.wildcards.estimator == "nlls":  # NLLS from the network's estimates, on a sample of interior voxels
         cfg = sm.params.nlls
         subset = sample_voxels(np.where(mask, phantom.labels if sm.params.phantom else 1, 0),

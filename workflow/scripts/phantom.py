@@ -22,7 +22,8 @@ with logged(sm.log[0], sm.threads):
     else:
         phantom = brain_phantom(cfg["tissues"], pz, cfg.get("axial_slice", 72))
     print(f"{sm.wildcards.phantom}: {int(phantom.mask.sum())} voxels, tissues {', '.join(phantom.tissues.values())}")
-    model = model_for(load_sequence(sm.input.sequence), pz, pick_device(sm.params.device))
+    device = pick_device(sm.params.device, sm.resources.get("gpu", 0))  # CUDA only with a GPU reserved
+    model = model_for(load_sequence(sm.input.sequence), pz, device)
     basis = Basis.load(sm.input.basis)
     noise = {"snr": cfg.get("snr", 50), "seed": cfg.get("seed", 0)}
     image = coefficient_image(phantom, model, basis, progress=True, **noise)

@@ -16,7 +16,8 @@ sm = snakemake  # noqa: F821
 with logged(sm.log[0], sm.threads):
     space = ParameterSpace.from_config(json.loads(sm.params.space))
     split = json.loads(sm.params.split)
-    model = model_for(load_sequence(sm.input.sequence), space.parameterization, pick_device(sm.params.device))
+    device = pick_device(sm.params.device, sm.resources.get("gpu", 0))  # CUDA only with a GPU reserved
+    model = model_for(load_sequence(sm.input.sequence), space.parameterization, device)
     basis = Basis.load(sm.input.basis) if "basis" in sm.input.keys() else None
     write_dataset(sm.output.dataset, model, dataset_values(space, split), progress=True,
                   store_signals=split.get("store_signals", True), crb=split.get("crb", True), basis=basis,

@@ -1,0 +1,61 @@
+"""Device and precision policy (crbnet.runtime): CPU-testable parts."""
+
+import pandas as pd
+import pytest
+import torch
+
+from conftest import DEFAULT_SEQUENCE
+from crbnet import runtime
+from crbnet.cli import main
+from crbnet.runtime import DeviceError, pick_device, resolve_precision
+
+CPU = torch.device("cpu")
+
+
+def test_auto_takes_cuda_only_for_jobs_that_reserved_a_gpu(monkeypatch):
+    monkeypatch.setattr(runtime, "cuda_usable", lambda: True)
+    assert pick_device("auto", gpus=0).type == "cpu"  # a physics job without a GPU reservation
+    assert pick_device("auto", gpus=1).type == "cuda"
+    assert pick_device("cpu", gpus=1).type == "cpu"
+    monkeypatch.setattr(runtime, "cuda_usable", lambda: False)  # no GPU, or one the probe kernel fails on
+    assert pick_device("auto", gpus=1).type == "cpu"
+    with pytest.raises(DeviceError, match="no usable CUDA GPU"):
+        pick_device("cuda")
+    with pytest.raises(DeviceError, match="auto, cpu or cuda"):
+        pick_device("gpu")
+
+
+def test_cli_asking_for_cuda_without_one_exits_2_and_writes_nothing(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(runtime, "cuda_usable", lambda: False)
+    out = tmp_path / "crb.csv"
+    rc = main(["crb", "--sequence", str(DEFAULT_SEQUENCE), "--estimate", "T1", "--device", "cuda", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 2 and "no usable CUDA GPU" in err and len(err.strip().splitlines()) == 1 and not out.exists()
+
+
+def test_cli_auto_device_runs_here(tmp_path, monkeypatch):
+    monkeypatch.setattr(runtime, "cuda_usable", lambda: False)
+    out = tmp_path / "crb.csv"
+    assert main(["crb", "--sequence", str(DEFAULT_SEQUENCE), "--estimate", "T1", "--out", str(out)]) == 0
+    assert pd.read_csv(out).crb.iloc[0] > 0
+
+
+@pytest.mark.parametrize("flags, asked, expected", [
+    (set(), "auto", "fp32"), (set(), "fp32", "fp32"), ({"avx512_bf16"}, "auto", "bf16"),
+    ({"amx_bf16"}, "bf16", "bf16"), ({"avx512_bf16"}, "fp32", "fp32"), ({"avx2", "avx512f"}, "auto", "fp32")])
+def test_bf16_only_where_the_cpu_has_it(monkeypatch, flags, asked, expected):
+    monkeypatch.setattr(runtime, "_cpu_flags", lambda: frozenset(flags))
+    assert resolve_precision(asked, CPU) == expected
+
+
+def test_bf16_asked_for_where_emulated_warns_and_runs_fp32(monkeypatch):
+    monkeypatch.setattr(runtime, "_cpu_flags", lambda: frozenset({"avx2"}))
+    with pytest.warns(UserWarning, match="bf16 is emulated"):
+        assert resolve_precision("bf16", CPU) == "fp32"
+    with pytest.raises(DeviceError, match="auto, fp32 or bf16"):
+        resolve_precision("fp16", CPU)
+
+
+def test_cpu_flags_are_read_from_this_machine():
+    flags = runtime._cpu_flags()
+    assert not flags or "sse2" in flags  # x86-64 Linux always has sse2; other systems report none
