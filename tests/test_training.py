@@ -122,6 +122,17 @@ def test_train_fingerprints_uses_the_first_rows(tmp_path):
         _config(balance="sometimes")
 
 
+def test_a_checkpoint_of_another_device_type_resumes_with_a_warning(sets, tmp_path, capsys):
+    ckpt = tmp_path / "run.ckpt"
+    _run(sets, _config(epochs=2), checkpoint_path=ckpt)
+    state = torch.load(ckpt, weights_only=True)
+    assert state["device"] == "cpu"
+    torch.save(state | {"device": "cuda"}, ckpt)  # as if written on a GPU
+    _run(sets, _config(epochs=3), checkpoint_path=ckpt)
+    err = capsys.readouterr().err
+    assert "resuming a cuda checkpoint on cpu" in err and "resuming from" in err
+
+
 def test_a_checkpoint_of_another_configuration_is_ignored(sets, tmp_path, capsys):
     ckpt = tmp_path / "run.ckpt"
     _run(sets, _config(epochs=2), checkpoint_path=ckpt)

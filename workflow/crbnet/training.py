@@ -148,7 +148,8 @@ def _epoch(net: ResidualMLP, opt: torch.optim.Optimizer, train: FingerprintSet, 
     M0, sigma = noise.draw(len(train), gen)
     order = torch.randperm(len(train), generator=gen).to(train.parameters.device)
     scale = net.scale.double()
-    sums = {"loss": 0.0, "train_mse": 0.0, "train_crb": 0.0}
+    sums = {k: torch.zeros((), dtype=torch.float64, device=train.parameters.device)
+            for k in ("loss", "train_mse", "train_crb")}
     if cfg.loss != "bias_reduced":
         y, crb = train.noisy(M0, sigma, gen)
         x = _inputs(y, cfg.normalization)
@@ -174,12 +175,12 @@ def _epoch(net: ResidualMLP, opt: torch.optim.Optimizer, train: FingerprintSet, 
         opt.zero_grad(set_to_none=True)
         objective.backward()
         opt.step()
-        with torch.no_grad():
+        with torch.no_grad():  # accumulated on the device: one host sync per epoch
             weight = len(rows) / len(train)
-            sums["loss"] += objective.item() * weight
-            sums["train_mse"] += losses.mse(est, truth, scale).item() * weight
-            sums["train_crb"] += losses.crb_weighted(est, truth, crb_b).item() * weight
-    return sums
+            sums["loss"] += objective.detach() * weight
+            sums["train_mse"] += losses.mse(est, truth, scale) * weight
+            sums["train_crb"] += losses.crb_weighted(est, truth, crb_b) * weight
+    return {k: float(v) for k, v in sums.items()}
 
 
 def train(estimator: Estimator, train_set: FingerprintSet, val_set: FingerprintSet, cfg: TrainConfig,
@@ -229,7 +230,8 @@ def _save_checkpoint(path: str | Path, cfg: TrainConfig, epoch: int, net: Residu
                      balance: losses.RunningBalance | None = None) -> None:
     state = {"fingerprint": cfg.fingerprint(), "epoch": epoch, "net": net.state_dict(), "optimizer": opt.state_dict(),
              "scheduler": sched.state_dict(), "history": history,
-             "balance": balance.state_dict() if balance is not None else {}}
+             "balance": balance.state_dict() if balance is not None else {},
+             "device": next(net.parameters()).device.type}
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
 
@@ -244,6 +246,10 @@ def _resume(path: str | Path | None, cfg: TrainConfig, net: ResidualMLP, opt: to
     if state.get("fingerprint") != cfg.fingerprint() or state["epoch"] > cfg.epochs:
         print(f"ignoring checkpoint {path}: another training configuration or more epochs", file=sys.stderr)
         return 0
+    here = next(net.parameters()).device.type
+    if state.get("device", "cpu") != here:
+        print(f"resuming a {state.get('device', 'cpu')} checkpoint on {here}: training continues, but it will not "
+              f"end bitwise equal to an uninterrupted run (that holds per device type)", file=sys.stderr)
     net.load_state_dict(state["net"])
     opt.load_state_dict(state["optimizer"])
     sched.load_state_dict(state["scheduler"])
