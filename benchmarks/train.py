@@ -16,7 +16,7 @@ import torch
 
 from crbnet.basis import svd_basis
 from crbnet.data import FingerprintSet, NoiseModel
-from crbnet.runtime import pick_device
+from crbnet.runtime import bf16_native, cpu_description, pick_device
 from crbnet.training import TrainConfig, _epoch, build_estimator
 
 
@@ -39,7 +39,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="timed inference repeats (median reported)")
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
-    device = pick_device(args.device)
+    device = pick_device(args.device, gpus=1)
     examples, basis = synthetic(args.n_train, 13)
     cfg = TrainConfig(batch_size=args.batch, epochs=args.epochs)
     est = build_estimator(examples, basis, cfg)
@@ -59,8 +59,8 @@ def main() -> None:
 
     coefficients = examples.coefficients.numpy()
     voxels = np.resize(coefficients, (args.n_infer, coefficients.shape[1]))
-    rates = {}
-    for precision in ("fp32", "bf16"):
+    rates = {"bf16": float("nan")}
+    for precision in ("fp32", "bf16") if bf16_native(device) else ("fp32",):  # emulated bf16 is not worth timing
         est.predict(voxels[:4096], precision=precision, device=device)  # warm-up
         times = []
         for _ in range(args.repeats):
@@ -69,7 +69,9 @@ def main() -> None:
             times.append(time.perf_counter() - tic)
         rates[precision] = args.n_infer / float(np.median(times))
     print(f"device={device} threads={torch.get_num_threads()} batch={args.batch} n_train={args.n_train}")
-    print(f"epoch_s_at_92160={92160 / train_rate:.2f} bf16_voxels_per_s={rates['bf16']:.0f} "
+    bf16 = f"{rates['bf16']:.0f}" if bf16_native(device) else "not_timed(emulated_here)"
+    print(f"cpu={cpu_description()}")
+    print(f"epoch_s_at_92160={92160 / train_rate:.2f} bf16_voxels_per_s={bf16} "
           "(bf16 accuracy of trained networks: benchmarks/efficiency.py)")
     print(f"train_samples_per_s={train_rate:.0f} infer_voxels_per_s={rates['fp32']:.0f}")
 

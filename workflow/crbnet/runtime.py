@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import platform
 import sys
 import time
 import warnings
@@ -59,6 +60,20 @@ def bf16_native(device: torch.device) -> bool:
     if device.type == "cuda":
         return torch.cuda.get_device_capability(device)[0] >= 8
     return bool(_cpu_flags() & {"avx512_bf16", "amx_bf16"})
+
+
+def cpu_description() -> str:
+    """This CPU's model name and its vector extensions that matter here, e.g. 'AMD EPYC (AVX2, AVX512F,
+    AVX512-BF16)', for every measured figure."""
+    model = ""
+    try:
+        model = next((ln.partition(":")[2].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                      if ln.startswith("model name")), "")
+    except OSError:
+        pass
+    named = {"avx2": "AVX2", "avx512f": "AVX512F", "avx512_bf16": "AVX512-BF16", "amx_bf16": "AMX-BF16"}
+    flags = [label for flag, label in named.items() if flag in _cpu_flags()]
+    return f"{model or platform.processor() or 'unknown CPU'} ({', '.join(flags) or 'no AVX2'})"
 
 
 def resolve_precision(request: str, device: torch.device) -> str:
