@@ -59,3 +59,12 @@ def test_bf16_asked_for_where_emulated_warns_and_runs_fp32(monkeypatch):
 def test_cpu_flags_are_read_from_this_machine():
     flags = runtime._cpu_flags()
     assert not flags or "sse2" in flags  # x86-64 Linux always has sse2; other systems report none
+
+
+def test_batch_sizes_come_from_free_gpu_memory(monkeypatch):
+    from crbnet.runtime import batch_entries
+
+    assert batch_entries(CPU, 1e6, 128) == 128
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (8e9, 80e9))
+    assert batch_entries(torch.device("cuda"), 2.5e6, 128) == 800  # a quarter of 8 GB free at 2.5 MB per entry
+    assert batch_entries(torch.device("cuda"), 1e12, 128) == 1

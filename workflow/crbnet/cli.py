@@ -102,7 +102,7 @@ def _crb(args: argparse.Namespace) -> None:
 
 
 def _fit(args: argparse.Namespace) -> None:
-    if args.batch < 1:
+    if args.batch is not None and args.batch < 1:
         raise UsageError(f"--batch must be positive, got {args.batch}")
     estimator = load_estimator(args.model)
     data = read_voxels(args.data, args.mask)
@@ -141,7 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "'signals'), .nii/.nii.gz")
     fit.add_argument("--mask", help="voxel mask over the data's leading axes (.npy or NIfTI); nonzero = fit")
     fit.add_argument("--out", required=True, help="estimates (..., P): .npy, .h5 or .nii/.nii.gz (+ .json sidecar)")
-    fit.add_argument("--batch", type=int, default=4096, help="voxels per network batch")
+    fit.add_argument("--batch", type=int, help="voxels per network batch (default: 4096 on a CPU, from free memory "
+                                                 "on a GPU)")
     fit.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="fp32",
                      help="network arithmetic; bf16 only where the hardware has it (auto: bf16 there, else fp32)")
     fit.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],

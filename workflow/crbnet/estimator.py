@@ -16,7 +16,7 @@ from crbnet.basis import Basis, BasisError, normalize
 from crbnet.io import atomic_path
 from crbnet.matching import MatchingEstimator
 from crbnet.nets import ResidualMLP
-from crbnet.runtime import DeviceError, resolve_precision
+from crbnet.runtime import DeviceError, batch_entries, resolve_precision
 
 FORMAT = "crbnet-estimator/1"
 
@@ -77,12 +77,13 @@ class Estimator:
             raise ModelError(f"expected complex coefficients or fingerprints, got {data.dtype} data")
         return self.basis.as_coefficients(data)
 
-    def predict(self, data: np.ndarray | torch.Tensor, batch: int = 4096, precision: str = "fp32",
+    def predict(self, data: np.ndarray | torch.Tensor, batch: int | None = None, precision: str = "fp32",
                 device: torch.device | str = "cpu") -> np.ndarray:
         """Estimates (n, Pe) float64 in physical units from complex coefficients or fingerprints (n, ...).
 
         Inference folds BatchNorm into the linear layers and runs in batches small enough for the activations to
-        stay in cache; ``precision='bf16'`` runs the wide layers in bfloat16 (ResidualMLP.folded) where the hardware
+        stay in cache (4096 voxels on a CPU; on a GPU as many as a quarter of its free memory takes, unless
+        ``batch`` is given); ``precision='bf16'`` runs the wide layers in bfloat16 (ResidualMLP.folded) where the hardware
         has bf16 (fp32 with a warning elsewhere), ``auto`` picks bf16 where native (runtime.resolve_precision)."""
         if isinstance(data, torch.Tensor):
             data = data.cpu().numpy()
@@ -93,6 +94,8 @@ class Estimator:
         except DeviceError as err:
             raise ModelError(str(err)) from None
         net = self.net.folded(bf16=bf16).to(device=device)
+        batch = batch or batch_entries(device, 16 * sum(m.out_features for m in net.modules()
+                                                        if isinstance(m, torch.nn.Linear)), 4096)
         out = np.empty((c.shape[0], len(self.names)), dtype=np.float64)
         with torch.inference_mode():
             for start in range(0, c.shape[0], batch):

@@ -44,6 +44,16 @@ def pick_device(request: str = "auto", gpus: int = 0) -> torch.device:
     return torch.device("cpu")
 
 
+def batch_entries(device: torch.device, bytes_per_entry: float, cpu_entries: int, share: float = 0.25) -> int:
+    """How many entries (fingerprints x (1 + tangents), voxels, ...) to process at once: ``cpu_entries`` on a CPU
+    (sized for its caches); on a GPU as many as fit in ``share`` of its free memory at ``bytes_per_entry`` (the
+    measured or estimated peak per entry), so several jobs can share a card without running out of memory."""
+    if device.type != "cuda":
+        return cpu_entries
+    free, _ = torch.cuda.mem_get_info(device)
+    return max(1, int(share * free / bytes_per_entry))
+
+
 @functools.cache
 def _cpu_flags() -> frozenset[str]:
     try:

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 import torch
 
 from crbnet.parameters import Parameterization
+from crbnet.runtime import batch_entries
 from crbnet.sequences import FISPSequence
 
 
@@ -57,9 +58,13 @@ def epg_fisp(T1: torch.Tensor, T2: torch.Tensor, B1: torch.Tensor, sequence: FIS
 class FISPModel:
     """MRF-FISP fingerprints of a sequence in the ``fisp`` parameterization (T1, T2, B1), with exact Jacobians."""
 
-    # Fingerprints x (1 + P) simulated at once: the recursion is a Python loop over TRs, so large batches amortize
-    # it (about 1024 fingerprints with three derivatives measured fastest on 2 cores).
-    chunk_entries = 4096
+    @property
+    def chunk_entries(self) -> int:
+        """Fingerprints x (1 + P) simulated at once. The recursion is a Python loop over TRs, so large batches
+        amortize it: 4096 on a CPU (about 1024 fingerprints with three derivatives measured fastest on 2 cores);
+        on a GPU from its free memory, at an estimated 64 complex numbers per sample and entry (states and their
+        temporaries; not yet measured on a GPU)."""
+        return batch_entries(self.device, 64 * 16 * self.n_samples, 4096)
 
     def __init__(self, sequence: FISPSequence, parameterization: Parameterization,
                  device: torch.device | str = "cpu", dtype: torch.dtype = torch.complex128) -> None:
