@@ -6,21 +6,27 @@ cycle solves ``(A - diag(1,1,1,1,0)) m_1 = e_5`` with the cycle propagator A; th
 
 Jacobians are exact: the per-pulse generators and closed-form blocks are differentiated with ``torch.func.jvp``
 (including the change of parameterization), and the exponentials, products and the steady-state solve carry
-the tangents as dual stacks (crbnet.linalg).
+the tangents as dual stacks (crbnet.linalg). This torch path is the reference and the GPU path; on a CPU a fused
+numba kernel (crbnet.models.qmt_kernel) computes the same signal and Jacobian, see ``QMTModel``.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import NamedTuple
 
+import numpy as np
 import torch
 
 from crbnet.linalg import assemble, dcumprod, dexpm, dmm, dsolve, expm2
-from crbnet.parameters import Parameterization
+from crbnet.models import qmt_kernel
+from crbnet.parameters import CANONICAL, Parameterization
 from crbnet.saturation import r2sl
 from crbnet.sequences import Pattern, QMTSequence
 
+KERNELS = ("auto", "numba", "torch")
+KERNEL_ENV = "CRBNET_QMT_KERNEL"
 _REDUCED = [0, 1, 2, 4, 5]  # drop xs
 _RZ_PI = torch.tensor([-1.0, -1.0, 1.0, 1.0, 1.0], dtype=torch.float64)
 
@@ -139,15 +145,54 @@ def _pattern_signal(pattern: _PatternBlocks, values: Mapping[str, torch.Tensor],
     return states[..., :2, 0]
 
 
+def _kernel_choice(kernel: str) -> str:
+    """The constructor's kernel, else $CRBNET_QMT_KERNEL, else auto; a ValueError names the allowed values."""
+    env = os.environ.get(KERNEL_ENV) or "auto"
+    for source, name in (("kernel", kernel), (KERNEL_ENV, env)):
+        if name not in KERNELS:
+            raise ValueError(f"{source}={name!r} is not a qMT kernel; choose one of {', '.join(KERNELS)}")
+    return kernel if kernel != "auto" else env
+
+
+def _canonical_directions(parameterization: Parameterization, values: Mapping[str, torch.Tensor],
+                          wrt: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Canonical parameters (B, 8) and the derivative directions d canonical / d wrt_k (B, K, 8), float64 numpy."""
+    canonical = parameterization.to_canonical(values)
+    columns = []
+    for w in wrt:
+        tangent = {k: torch.ones_like(x) if k == w else torch.zeros_like(x) for k, x in values.items()}
+        _, d = torch.func.jvp(parameterization.to_canonical, (dict(values),), (tangent,))
+        columns.append(torch.stack([d[n] for n in CANONICAL], -1))
+    c = torch.stack([canonical[n] for n in CANONICAL], -1)
+    directions = torch.stack(columns, 1) if columns else c.new_zeros(c.shape[0], 0, len(CANONICAL))
+    return c.detach().cpu().numpy(), directions.detach().cpu().numpy()
+
+
 class QMTModel:
-    """Hybrid-state qMT fingerprints of a sequence in a chosen parameterization, with exact Jacobians."""
+    """Hybrid-state qMT fingerprints of a sequence in a chosen parameterization, with exact Jacobians.
+
+    Two implementations compute the same signal and Jacobian (they agree to about 1e-13 relative):
+
+    - ``"torch"``: batched torch on dual stacks (this module); the reference, runs on a GPU and keeps ``signal()``
+      differentiable with autograd;
+    - ``"numba"``: a fused CPU kernel (crbnet.models.qmt_kernel) that runs one fingerprint's whole pulse chain in
+      small thread-local arrays, about 10x (signal) to 30x (8-parameter Jacobian) faster than torch on a CPU; it
+      uses ``torch.get_num_threads()`` threads, computes on the CPU (results come back on ``device``) and cannot be
+      differentiated with autograd.
+
+    ``kernel="auto"`` (default) takes numba on a CPU and torch on a GPU or whenever an input tensor requires grad.
+    The environment variable CRBNET_QMT_KERNEL (auto | numba | torch) replaces ``"auto"``; an explicit constructor
+    choice wins over it. ``"numba"`` with an input that requires grad is a ValueError.
+    """
 
     def __init__(self, sequence: QMTSequence, parameterization: Parameterization,
-                 device: torch.device | str = "cpu") -> None:
+                 device: torch.device | str = "cpu", kernel: str = "auto") -> None:
         self.sequence = sequence
         self.parameterization = parameterization
         self.device = torch.device(device)
+        self.kernel = _kernel_choice(kernel)
         self._patterns = [_pattern_blocks(p, sequence.TR, self.device) for p in sequence.patterns]
+        self._pulses = qmt_kernel.pulses(sequence)
 
     @property
     def chunk_entries(self) -> int:
@@ -165,6 +210,14 @@ class QMTModel:
         out = {n: torch.as_tensor(values[n], dtype=torch.float64, device=self.device).reshape(-1) for n in names}
         return dict(zip(names, torch.broadcast_tensors(*out.values())))
 
+    def uses_numba(self, values: Mapping[str, torch.Tensor]) -> bool:
+        """Whether ``simulate`` takes the numba kernel for these (tensor) values (see the class docstring)."""
+        grad = any(v.requires_grad for v in values.values())
+        if self.kernel == "numba" and grad:
+            raise ValueError("the numba qMT kernel cannot be differentiated with autograd (an input requires grad); "
+                             "use kernel='torch' or 'auto'")
+        return self.kernel == "numba" or (self.kernel == "auto" and self.device.type == "cpu" and not grad)
+
     def simulate(self, values: Mapping[str, object], wrt: Sequence[str] = ()) -> tuple[torch.Tensor, torch.Tensor]:
         """Signal at M0 = 1, (B, Ns) complex128, and its derivatives w.r.t. ``wrt``, (B, Ns, len(wrt)).
 
@@ -174,11 +227,16 @@ class QMTModel:
         if unknown:
             raise ValueError(f"cannot differentiate w.r.t. {unknown[0]}: not in {self.parameterization.names}")
         v = self._as_tensors(values)
+        if self.uses_numba(v):
+            canonical, directions = _canonical_directions(self.parameterization, v, wrt)
+            s, jac = qmt_kernel.fingerprints(canonical, directions, self._pulses, torch.get_num_threads())
+            return torch.from_numpy(s).to(self.device), torch.from_numpy(jac).to(self.device)
         parts = [_pattern_signal(p, v, self.parameterization, wrt) for p in self._patterns]
         xy = torch.cat(parts, dim=2)  # (D, B, Ns, 2)
         s = torch.complex(xy[..., 0], xy[..., 1])
         return s[0], s[1:].permute(1, 2, 0)
 
     def signal(self, values: Mapping[str, object]) -> torch.Tensor:
-        """Fingerprints at M0 = 1, (B, Ns) complex128; differentiable with autograd."""
+        """Fingerprints at M0 = 1, (B, Ns) complex128; differentiable with autograd (inputs that require grad take
+        the torch path)."""
         return self.simulate(values)[0]
