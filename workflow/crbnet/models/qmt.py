@@ -22,6 +22,7 @@ import torch
 from crbnet.linalg import assemble, dcumprod, dexpm, dmm, dsolve, expm2
 from crbnet.models import qmt_kernel
 from crbnet.parameters import CANONICAL, Parameterization
+from crbnet.runtime import batch_entries
 from crbnet.saturation import r2sl
 from crbnet.sequences import Pattern, QMTSequence
 
@@ -197,9 +198,9 @@ class QMTModel:
     @property
     def chunk_entries(self) -> int:
         """Dual-stack entries (fingerprints x (1 + P)) simulated at once. On a CPU 128 (about 2.5 MB each with
-        temporaries at 1142 pulses; more only adds memory traffic); on a GPU 4096, enough to fill it (not yet
-        measured: no GPU was lent so far)."""
-        return 128 if self.device.type == "cpu" else 4096
+        temporaries at 1142 pulses; more only adds memory traffic); on a GPU as many as a quarter of its free
+        memory holds at that size (runtime.batch_entries; not yet measured on a GPU)."""
+        return batch_entries(self.device, 2.5e6 * self.sequence.n_samples / 1142, 128)
 
     @property
     def n_samples(self) -> int:
