@@ -1,0 +1,215 @@
+"""GPU smoke test: every GPU path of crbnet against the CPU, with the timings that matter, in a few minutes.
+
+Paths: qMT simulation with Jacobians (rtol 1e-9 against the CPU torch reference), a dataset chunk (coefficients and
+CRBs), two epochs of each loss in fp32 and (where native) bf16 with resume equality on the device, inference fp32 and
+bf16 against the CPU, NLLS on 8 voxels against the CPU, and with ``--workflow`` the tiny workflow's network training
+with ``--resources gpu=1``. Prints PASS/FAIL/SKIP per path, then the timings: epoch at 92,160 samples, inference
+voxels/s, NLLS speed-up over the CPU. ``--device cpu`` runs every path on the CPU (about a minute on 2 cores), so
+the script stays alive without a GPU. Exit code 1 if any path fails.
+
+    python benchmarks/gpu_smoke.py                 # on a GPU machine
+    python benchmarks/gpu_smoke.py --device cpu    # anywhere
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from crbnet.fitting import NLLSEstimator
+from crbnet.models.qmt import QMTModel
+from crbnet.parameters import PARAMETERIZATIONS, ParameterSpace
+from crbnet.runtime import bf16_native, cpu_description, pick_device
+from crbnet.sequences import load_sequence
+from crbnet.simulation import write_dataset
+from crbnet.training import TrainConfig, build_estimator, train
+
+sys.path.insert(0, str(Path(__file__).parent))
+from train import synthetic  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+PZ = PARAMETERIZATIONS["apparent_t1"]
+SPACE = ParameterSpace.from_config({"parameterization": "apparent_t1", "parameters": {
+    "m0s": {"dist": "uniform", "lower": 0.05, "upper": 0.3}, "T1": {"dist": "uniform", "lower": 0.6, "upper": 2.5},
+    "T2f": {"dist": "uniform", "lower": 0.03, "upper": 0.15}, "Rx": {"dist": "uniform", "lower": 5, "upper": 60},
+    "T2s": {"dist": "uniform", "lower": 6e-6, "upper": 20e-6}, "omega0": {"dist": "uniform", "lower": -900, "upper": 900},
+    "B1": {"dist": "uniform", "lower": 0.7, "upper": 1.3}}})
+RESULTS: dict[str, str] = {}
+TIMINGS: dict[str, str] = {}
+
+
+def check(name: str, fn: Callable[[], str | None]) -> None:
+    """Run one path; record PASS (with its detail), SKIP (fn returns 'skip: ...') or FAIL (an exception)."""
+    tic = time.perf_counter()
+    try:
+        detail = fn() or ""
+        status = "SKIP" if detail.startswith("skip") else "PASS"
+    except Exception as err:  # noqa: BLE001 - every failure is reported, the other paths still run
+        traceback.print_exc()
+        status, detail = "FAIL", f"{type(err).__name__}: {err}"
+    RESULTS[name] = status
+    print(f"{status:4s} {name} ({time.perf_counter() - tic:.1f} s) {detail}", flush=True)
+
+
+def simulation(device: torch.device) -> str:
+    seq = load_sequence(ROOT / "config/sequences/zhang2022_published.yaml")
+    values = SPACE.sample(5, seed=0)  # an odd batch
+    s, j = QMTModel(seq, PZ, device).simulate(values, PZ.names)
+    s0, j0 = QMTModel(seq, PZ, "cpu", kernel="torch").simulate(values, PZ.names)
+    err_s = float((s.cpu() - s0).abs().max() / s0.abs().max())
+    err_j = float(((j.cpu() - j0).abs().amax(dim=(0, 1)) / j0.abs().amax(dim=(0, 1))).max())
+    assert err_s <= 1e-9 and err_j <= 1e-9, (err_s, err_j)
+    return f"max relative error signal {err_s:.1e}, Jacobian {err_j:.1e}"
+
+
+def dataset_chunk(device: torch.device, tmp: Path) -> str:
+    from crbnet.basis import dataset_basis
+
+    seq = load_sequence(ROOT / "config/sequences/hybrid_state_default.yaml")
+    values = SPACE.sample(24, seed=1)
+    write_dataset(tmp / "basis.h5", QMTModel(seq, PZ, "cpu"), values, crb=False)
+    basis = dataset_basis(tmp / "basis.h5", 8)
+    import h5py
+
+    out = {}
+    for name, dev in (("device", device), ("cpu", torch.device("cpu"))):
+        write_dataset(tmp / f"{name}.h5", QMTModel(seq, PZ, dev), values, basis=basis)
+        with h5py.File(tmp / f"{name}.h5") as f:
+            out[name] = f["coefficients"][()], f["crb_coefficients"][()]
+    np.testing.assert_allclose(out["device"][0], out["cpu"][0], rtol=1e-5, atol=1e-7)  # stored as complex64
+    np.testing.assert_allclose(out["device"][1], out["cpu"][1], rtol=1e-6)
+    assert np.all(np.isfinite(out["device"][1]))
+    return "24 fingerprints: coefficients and coefficient CRBs agree with the CPU"
+
+
+def training(device: torch.device, loss: str, precision: str, tmp: Path) -> str:
+    if precision == "bf16" and not bf16_native(device):
+        return f"skip: bf16 is emulated on this {device.type}"
+    n = 512 if loss == "bias_reduced" else 2048
+    examples, basis = synthetic(n + 512, 13)
+    tr, va = examples.subset(slice(0, n)), examples.subset(slice(n, None))
+    extra = {"realizations": 8, "batch_size": 64} if loss == "bias_reduced" else {}
+    cfg = TrainConfig.from_mapping({"loss": loss, "epochs": 2, "checkpoint_every": 1, "precision": precision,
+                                    "hidden": [128, 256, 256, 128, 32], **extra})  # small: resume equality is the check
+    weights = []
+    for epochs, ckpt in ((2, None), (1, tmp / f"{loss}_{precision}.ckpt"), (2, tmp / f"{loss}_{precision}.ckpt")):
+        run = dataclasses.replace(cfg, epochs=epochs)
+        est = build_estimator(tr, basis, run)
+        train(est, tr, va, run, device, checkpoint_path=ckpt, progress=False)
+        weights.append(torch.cat([p.flatten() for p in est.net.state_dict().values()]))
+    assert torch.equal(weights[0], weights[2]), "resumed run differs from the uninterrupted one"
+    return "2 epochs; resumed run bitwise equal to the uninterrupted one"
+
+
+def inference(device: torch.device) -> str:
+    examples, basis = synthetic(2048, 13)
+    est = build_estimator(examples, basis, TrainConfig(epochs=1))  # Zhang's network
+    train(est, examples, examples.subset(slice(0, 512)), TrainConfig(epochs=1), torch.device("cpu"), progress=False)
+    c = examples.coefficients.numpy()
+    ref = est.predict(c)
+    spread = ref.std(axis=0)
+    details = []
+    for precision in ("fp32", "bf16"):
+        if precision == "bf16" and not bf16_native(device):
+            details.append("bf16 skipped (emulated)")
+            continue
+        diff = np.median(np.abs(est.predict(c, precision=precision, device=device) - ref), axis=0) / spread
+        limit = 1e-4 if precision == "fp32" else 0.02
+        assert np.all(diff < limit), (precision, diff)
+        details.append(f"{precision} median |diff|/spread {diff.max():.1e}")
+    voxels = np.resize(c, (262144 if device.type == "cuda" else 65536, c.shape[1]))
+    est.predict(voxels[:4096], device=device)
+    sync(device)
+    tic = time.perf_counter()
+    est.predict(voxels, device=device)
+    sync(device)
+    TIMINGS["infer_voxels_per_s"] = f"{len(voxels) / (time.perf_counter() - tic):.3g}"
+    return "; ".join(details)
+
+
+def epoch_time(device: torch.device) -> str:
+    n = 16384 if device.type == "cuda" else 4096
+    examples, basis = synthetic(n, 13)
+    cfg = TrainConfig(epochs=2, checkpoint_every=100)  # Zhang's network and batch size
+    est = build_estimator(examples, basis, cfg)
+    tic = time.perf_counter()
+    history = train(est, examples, examples.subset(slice(0, 512)), cfg, device, progress=False)
+    per_sample = float(history.seconds.iloc[-1]) / len(examples)
+    TIMINGS["epoch_s_at_92160"] = f"{per_sample * 92160:.3g}"
+    return f"{time.perf_counter() - tic:.1f} s for 2 epochs of {n:,} (the second timed)"
+
+
+def nlls(device: torch.device) -> str:
+    from crbnet.basis import svd_basis
+
+    seq = load_sequence(ROOT / "config/sequences/hybrid_state_default.yaml")
+    cpu_model = QMTModel(seq, PZ, "cpu")
+    truth = SPACE.sample(8, seed=2)
+    basis = svd_basis([cpu_model.signal(SPACE.sample(256, seed=3)).numpy()], 13, "smoke")
+    rng = np.random.default_rng(0)
+    data = basis.project(cpu_model.signal(truth).numpy())
+    data = data + 0.005 * (rng.normal(size=data.shape) + 1j * rng.normal(size=data.shape))
+    fits, seconds = {}, {}
+    for name, model in (("device", QMTModel(seq, PZ, device)), ("cpu", cpu_model)):
+        est = NLLSEstimator(model, basis, SPACE, ("m0s", "T1", "T2f"), iterations=5)
+        tic = time.perf_counter()
+        fits[name] = est.predict(data)
+        seconds[name] = time.perf_counter() - tic
+    rel = np.median(np.abs(fits["device"] / fits["cpu"] - 1))
+    assert rel < 1e-4, rel
+    TIMINGS["nlls_speedup"] = f"{seconds['cpu'] / seconds['device']:.3g}"
+    return f"8 voxels, 5 iterations: median relative difference {rel:.1e}"
+
+
+def workflow(tmp: Path) -> str:
+    target = f"{tmp}/wf/tiny_fisp/models/mse.pt"
+    run = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "all", "--resources", "gpu=1",
+                          "--configfile", "tests/config/tiny.yaml", "--config", f"results={tmp}/wf", target],
+                         cwd=ROOT, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-3000:]
+    log = (tmp / "wf" / "tiny_fisp" / "logs" / "train_mse.log").read_text()
+    return log.splitlines()[0]  # "training the mse network on <device>"
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
+    parser.add_argument("--workflow", action="store_true", help="also train a tiny network through Snakemake")
+    args = parser.parse_args()
+    device = pick_device(args.device, gpus=1)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_description()
+    print(f"device={device} ({name}) torch={torch.__version__} threads={torch.get_num_threads()}", flush=True)
+    with tempfile.TemporaryDirectory() as folder:
+        tmp = Path(folder)
+        check("simulation with Jacobians", lambda: simulation(device))
+        check("dataset chunk", lambda: dataset_chunk(device, tmp))
+        for loss in ("mse", "crb", "bias_reduced"):
+            for precision in ("fp32", "bf16"):
+                check(f"training {loss} {precision}", lambda: training(device, loss, precision, tmp))
+        check("inference", lambda: inference(device))
+        check("epoch timing", lambda: epoch_time(device))
+        check("NLLS", lambda: nlls(device))
+        if args.workflow:
+            check("tiny workflow with --resources gpu=1", lambda: workflow(tmp))
+    failed = [k for k, v in RESULTS.items() if v == "FAIL"]
+    print(" ".join(f"{k}={v}" for k, v in TIMINGS.items()) + f" failed={len(failed)}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
