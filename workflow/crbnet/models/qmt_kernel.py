@@ -9,7 +9,8 @@ B1``), the columns of d canonical / d wrt, so the result is the Jacobian w.r.t. 
 and pattern:
 
 1. pass 1 (signal): every pulse's reduced propagator Q_i (Rz(pi) included) from ``exp(H TRF)`` by the algorithm of
-   crbnet.linalg.dexpm (Taylor degree 16, Paterson-Stockmeyer, scaling and squaring, squarings per matrix), the
+   crbnet.linalg.dexpm (Taylor degree 16, Paterson-Stockmeyer, scaling and squaring, squarings per matrix; here
+   after a diagonal shift that halves the norm), the
    repetition maps ``P_i = F Q_i F``, the cycle ``A = P_1 P_N ... P_2`` and the periodic state m_1;
 2. pass 2 (tangents): states m_i and the forcing ``g_i = dP_i m_{i-1}``, accumulated as ``h_i = P_i h_{i-1} + g_i``
    from ``h_1 = 0``. Only Frechet derivatives applied to one vector are needed, ``dexp(H TRF)[D] u``: they come
@@ -139,69 +140,82 @@ def _r2sl(TRF: float, alpha: float, B1: float, T2s: float, table: np.ndarray,
 
 
 # ------------------------------------------------------------------------------------ exponential (values only)
+# Hot loops index stacks of small arrays instead of taking views: a view or a swapped array costs two atomic
+# reference-count updates, comparable to a small matrix product.
 @numba.njit(**_JIT)
-def _mm(x: np.ndarray, y: np.ndarray, out: np.ndarray) -> None:
-    """out = x @ y for 6x6 matrices whose last rows are ``(0, ..., 0, c)``."""
+def _mm(w: np.ndarray, x: int, y: int, out: int) -> None:
+    """w[out] = w[x] @ w[y] for 6x6 matrices whose last rows are ``(0, ..., 0, c)``."""
     for i in range(5):
         r0 = r1 = r2 = r3 = r4 = 0.0
-        r5 = x[i, 5] * y[5, 5]
+        r5 = w[x, i, 5] * w[y, 5, 5]
         for m in range(5):
-            a = x[i, m]
-            r0 += a * y[m, 0]
-            r1 += a * y[m, 1]
-            r2 += a * y[m, 2]
-            r3 += a * y[m, 3]
-            r4 += a * y[m, 4]
-            r5 += a * y[m, 5]
-        out[i, 0], out[i, 1], out[i, 2], out[i, 3], out[i, 4], out[i, 5] = r0, r1, r2, r3, r4, r5
+            a = w[x, i, m]
+            r0 += a * w[y, m, 0]
+            r1 += a * w[y, m, 1]
+            r2 += a * w[y, m, 2]
+            r3 += a * w[y, m, 3]
+            r4 += a * w[y, m, 4]
+            r5 += a * w[y, m, 5]
+        w[out, i, 0], w[out, i, 1], w[out, i, 2], w[out, i, 3], w[out, i, 4], w[out, i, 5] = r0, r1, r2, r3, r4, r5
     for j in range(6):
-        out[5, j] = x[5, 5] * y[5, j]
+        w[out, 5, j] = w[x, 5, 5] * w[y, 5, j]
 
 
 @numba.njit(**_JIT)
-def _add_powers(e: np.ndarray, j: int, a: np.ndarray, a2: np.ndarray, a3: np.ndarray) -> None:
-    """e += c[4j+3] a^3 + c[4j+2] a^2 + c[4j+1] a + c[4j] I, one Paterson-Stockmeyer block (c_k = 1/k!)."""
+def _add_powers(w: np.ndarray, e: int, j: int) -> None:
+    """w[e] += c[4j+3] a^3 + c[4j+2] a^2 + c[4j+1] a + c[4j] I with a^k = w[k - 1], one Paterson-Stockmeyer block
+    (c_k = 1/k!)."""
     c0, c1, c2, c3 = _C[4 * j], _C[4 * j + 1], _C[4 * j + 2], _C[4 * j + 3]
     for i in range(6):
         for m in range(6):
-            e[i, m] += c3 * a3[i, m] + c2 * a2[i, m] + c1 * a[i, m]
-        e[i, i] += c0
+            w[e, i, m] += c3 * w[2, i, m] + c2 * w[1, i, m] + c1 * w[0, i, m]
+        w[e, i, i] += c0
 
 
 @numba.njit(**_JIT)
-def _expm(g: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """exp(g) of a 6x6 generator (zero last row): scaling and squaring with Taylor degree 16 in
-    Paterson-Stockmeyer form as crbnet.linalg.dexpm, squarings chosen for this matrix; w is a (6, 6, 6) workspace.
-    Returns a view into w."""
+def _expm(g: np.ndarray, w: np.ndarray) -> int:
+    """exp(g) of a 6x6 generator (zero last row) as ``e^mu exp(g - mu I)``, mu halfway between the extreme diagonal
+    entries (this halves the saturation term and saves about one squaring); exp(g - mu I) by scaling and squaring
+    with Taylor degree 16 in Paterson-Stockmeyer form as crbnet.linalg.dexpm, squarings chosen for this matrix.
+    w is a (6, 6, 6) workspace (a, a^2, a^3, a^4 and two more); returns the index of the result in w."""
+    lo, hi = g[0, 0], g[0, 0]
+    for i in range(1, 6):
+        lo, hi = min(lo, g[i, i]), max(hi, g[i, i])
+    mu = 0.5 * (lo + hi)
     norm = 0.0
     for j in range(6):
-        col = 0.0
+        col = abs(g[j, j] - mu)
         for i in range(6):
-            col += abs(g[i, j])
+            if i != j:
+                col += abs(g[i, j])
         norm = max(norm, col)
     s = 0
     while norm > _THETA:
         norm *= 0.5
         s += 1
-    a, a2, a3, a4, e, tmp = w[0], w[1], w[2], w[3], w[4], w[5]
     scale = 0.5**s
     for i in range(6):
         for j in range(6):
-            a[i, j] = g[i, j] * scale
-    _mm(a, a, a2)
-    _mm(a2, a, a3)
-    _mm(a2, a2, a4)
+            w[0, i, j] = (g[i, j] - mu if i == j else g[i, j]) * scale
+    _mm(w, 0, 0, 1)
+    _mm(w, 1, 0, 2)
+    _mm(w, 1, 1, 3)
+    e, tmp = 4, 5
     for i in range(6):
         for j in range(6):
-            e[i, j] = _C[16] * a4[i, j]
+            w[e, i, j] = _C[16] * w[3, i, j]
     for j in range(3, -1, -1):
         if j < 3:
-            _mm(a4, e, tmp)
+            _mm(w, 3, e, tmp)
             e, tmp = tmp, e
-        _add_powers(e, j, a, a2, a3)
+        _add_powers(w, e, j)
     for _ in range(s):
-        _mm(e, e, tmp)
+        _mm(w, e, e, tmp)
         e, tmp = tmp, e
+    shift = np.exp(mu)
+    for i in range(6):
+        for j in range(6):
+            w[e, i, j] *= shift
     return e
 
 
@@ -299,54 +313,60 @@ def _taylor(g: np.ndarray, dg: np.ndarray, u: np.ndarray, y: np.ndarray, dy: np.
 
 # --------------------------------------------------------------------------------------------- reduced maps
 @numba.njit(**_JIT)
-def _reduce(e: np.ndarray, q: np.ndarray) -> None:
-    """Reduced 4x5 propagator of a pulse exponential e, Rz(pi) applied first (negated xf, yf columns)."""
-    for i in range(4):
-        for j in range(5):
-            q[i, j] = e[_REDUCED[i], _REDUCED[j]] * (-1.0 if j < 2 else 1.0)
+def _reduce(w: np.ndarray, e: int, qs: np.ndarray, i: int) -> None:
+    """qs[i] = the reduced 4x5 propagator of the pulse exponential w[e], Rz(pi) applied first (negated xf, yf
+    columns)."""
+    for r in range(4):
+        for c in range(5):
+            qs[i, r, c] = w[e, _REDUCED[r], _REDUCED[c]] * (-1.0 if c < 2 else 1.0)
 
 
 @numba.njit(**_JIT)
-def _crushed(e: np.ndarray, nut: float, q: np.ndarray) -> None:
-    """Reduced crushed pulse after Rz(pi): spoiled (xf, yf), zf rotated by nut (rad), zs from the semi-solid
-    exponential e."""
-    q[:] = 0.0
+def _crushed(w: np.ndarray, e: int, nut: float, qs: np.ndarray, i: int) -> None:
+    """qs[i] = the reduced crushed pulse after Rz(pi): spoiled (xf, yf), zf rotated by nut (rad), zs from the
+    semi-solid exponential w[e]."""
     sin2 = np.sin(0.5 * nut) ** 2
-    q[0, 0], q[1, 1], q[2, 2], q[3, 3] = -sin2, sin2, np.cos(nut), e[4, 4]
+    for r in range(4):
+        for c in range(5):
+            qs[i, r, c] = 0.0
+    qs[i, 0, 0], qs[i, 1, 1], qs[i, 2, 2], qs[i, 3, 3] = -sin2, sin2, np.cos(nut), w[e, 4, 4]
 
 
 @numba.njit(**_JIT)
-def _amm(x: np.ndarray, y: np.ndarray, out: np.ndarray) -> None:
-    """out = x @ y for reduced 4x5 affine maps."""
+def _amm(x: np.ndarray, ix: int, y: np.ndarray, iy: int, out: np.ndarray, io: int) -> None:
+    """out[io] = x[ix] @ y[iy] for stacks of reduced 4x5 affine maps."""
     for i in range(4):
         for j in range(5):
-            acc = x[i, 4] if j == 4 else 0.0
+            acc = x[ix, i, 4] if j == 4 else 0.0
             for m in range(4):
-                acc += x[i, m] * y[m, j]
-            out[i, j] = acc
+                acc += x[ix, i, m] * y[iy, m, j]
+            out[io, i, j] = acc
 
 
 @numba.njit(**_JIT)
-def _apply(x: np.ndarray, v: np.ndarray, out: np.ndarray) -> None:
-    """out = x v for a reduced affine map x (4x5) and a state v (4,)."""
+def _apply(x: np.ndarray, ix: int, v: np.ndarray, iv: int, io: int) -> None:
+    """State v[io] = x[ix] v[iv] for a stack of reduced affine maps x and states v (., 4)."""
     for i in range(4):
-        out[i] = x[i, 4] + x[i, 0] * v[0] + x[i, 1] * v[1] + x[i, 2] * v[2] + x[i, 3] * v[3]
+        v[io, i] = x[ix, i, 4] + x[ix, i, 0] * v[iv, 0] + x[ix, i, 1] * v[iv, 1] + x[ix, i, 2] * v[iv, 2] + x[
+            ix, i, 3] * v[iv, 3]
 
 
 @numba.njit(**_JIT)
-def _mapply(x: np.ndarray, v: np.ndarray, out: np.ndarray) -> None:
-    """out[k] = x[:, :4] v[k] for tangent vectors v (K, 4) (the constant's tangent is zero)."""
-    for k in range(v.shape[0]):
+def _mapply(x: np.ndarray, ix: int, t: np.ndarray, it: int, io: int) -> None:
+    """Tangent vectors t[io, k] = x[ix, :, :4] t[it, k] for a stack of maps x and tangents t (., K, 4)."""
+    for k in range(t.shape[1]):
         for i in range(4):
-            out[k, i] = x[i, 0] * v[k, 0] + x[i, 1] * v[k, 1] + x[i, 2] * v[k, 2] + x[i, 3] * v[k, 3]
+            t[io, k, i] = x[ix, i, 0] * t[it, k, 0] + x[ix, i, 1] * t[it, k, 1] + x[ix, i, 2] * t[it, k, 2] + x[
+                ix, i, 3] * t[it, k, 3]
 
 
 @numba.njit(**_JIT)
-def _tapply(dx: np.ndarray, v: np.ndarray, out: np.ndarray) -> None:
-    """out[k] += dx[k] v for tangent maps dx (K, 4, 5) applied to a state v (4,)."""
-    for k in range(dx.shape[0]):
+def _tapply(dx: np.ndarray, ix: int, v: np.ndarray, iv: int, t: np.ndarray, io: int) -> None:
+    """t[io, k] += dx[ix, k] v[iv]: tangent maps dx (., K, 4, 5) applied to a state."""
+    for k in range(dx.shape[1]):
         for i in range(4):
-            out[k, i] += dx[k, i, 4] + dx[k, i, 0] * v[0] + dx[k, i, 1] * v[1] + dx[k, i, 2] * v[2] + dx[k, i, 3] * v[3]
+            t[io, k, i] += dx[ix, k, i, 4] + dx[ix, k, i, 0] * v[iv, 0] + dx[ix, k, i, 1] * v[iv, 1] + dx[
+                ix, k, i, 2] * v[iv, 2] + dx[ix, k, i, 3] * v[iv, 3]
 
 
 @numba.njit(**_JIT)
@@ -382,11 +402,11 @@ def _lu4_solve(lu: np.ndarray, piv: np.ndarray, b: np.ndarray) -> None:
 
 
 @numba.njit(**_JIT)
-def _write(v: np.ndarray, out: np.ndarray, accumulate: bool) -> None:
-    """out[k] (+)= v[k, 0] + i v[k, 1] for tangent vectors v (K, 4)."""
-    for k in range(v.shape[0]):
-        z = complex(v[k, 0], v[k, 1])
-        out[k] = out[k] + z if accumulate else z
+def _write(t: np.ndarray, it: int, jac: np.ndarray, x: int, accumulate: bool) -> None:
+    """jac[x, k] (+)= t[it, k, 0] + i t[it, k, 1] for tangent vectors t (., K, 4)."""
+    for k in range(t.shape[1]):
+        z = complex(t[it, k, 0], t[it, k, 1])
+        jac[x, k] = jac[x, k] + z if accumulate else z
 
 
 # ---------------------------------------------------------------------------------------------- fingerprints
@@ -396,7 +416,8 @@ def _free_blocks(p: np.ndarray, d: np.ndarray, t_free: np.ndarray, free: np.ndar
                  dvb: np.ndarray) -> None:
     """Reduced free precession over each distinct free time t_free (s), free (n_free, 4, 5) (xs zeroed
     afterwards), and its tangents dfree (n_free, K, 4, 5): (xf, yf) decay and rotate in closed form, the
-    exchanging longitudinal pair (zf, zs, 1) by the series on its three columns."""
+    exchanging longitudinal pair (zf, zs, 1) by the series on its three columns (u, y (6, 3), dy (K, 5, 3), vb,
+    dvb: see ``_taylor``)."""
     R2f, w0 = p[2], p[6]
     u[:] = 0.0
     u[2, 0], u[4, 1], u[5, 2] = 1.0, 1.0, 1.0
@@ -426,15 +447,23 @@ def _free_blocks(p: np.ndarray, d: np.ndarray, t_free: np.ndarray, free: np.ndar
 def _fingerprint(p: np.ndarray, d: np.ndarray, alpha: np.ndarray, TRF: np.ndarray, crushed: np.ndarray,
                  free_at: np.ndarray, t_free: np.ndarray, offsets: np.ndarray, table: np.ndarray, grid: np.ndarray,
                  signal: np.ndarray, jac: np.ndarray, sat: np.ndarray, free: np.ndarray, dfree: np.ndarray,
-                 qs: np.ndarray, steps: np.ndarray, mats: np.ndarray, vecs: np.ndarray, tvecs: np.ndarray,
-                 piv: np.ndarray, g: np.ndarray, dg: np.ndarray, w: np.ndarray, cols: np.ndarray,
-                 tcols: np.ndarray, col: np.ndarray, tcol: np.ndarray) -> None:
-    """Signal (N,) and Jacobian (N, K) of one fingerprint, pattern by pattern (see the module docstring)."""
+                 qs: np.ndarray, steps: np.ndarray, mats: np.ndarray, lu: np.ndarray, piv: np.ndarray,
+                 vecs: np.ndarray, tvecs: np.ndarray, g: np.ndarray, dg: np.ndarray, w: np.ndarray, fu: np.ndarray,
+                 fy: np.ndarray, fdy: np.ndarray, fvb: np.ndarray, fdvb: np.ndarray, u: np.ndarray, y: np.ndarray,
+                 dy: np.ndarray, vb: np.ndarray, dvb: np.ndarray) -> None:
+    """Signal (N,) and Jacobian (N, K) of one fingerprint, pattern by pattern (see the module docstring).
+
+    Scratch: sat (n_max, 3) R2sl and its derivatives per pulse; free, dfree (``_free_blocks``); qs, steps
+    (n_max, 4, 5) Q_i and P_i; mats (3, 4, 5) a product, Phi and the cycle A; lu (4, 4), piv (4,); vecs (4, 4) the
+    states m, F m, Q F m and the next m; tvecs (5, K, 4) the tangent vectors dF m, dc, g_i, h and a product;
+    g, dg, w (``_expm``); fu, fy, fdy, fvb, fdvb (``_free_blocks``) and u, y (6, 1), dy (K, 5, 1), vb (2, 6, 1),
+    dvb (2, K, 5, 1) (``_taylor``).
+    """
     K = d.shape[0]
-    _free_blocks(p, d, t_free, free, dfree, g, dg, cols[0], cols[1], tcols[0], cols[2:], tcols[1:])
-    tmp, phi, cycle, lu = mats[0], mats[1], mats[2], mats[3]
-    m, fm, qfm, nxt = vecs[0], vecs[1], vecs[2], vecs[3]
-    da, dc, gi, h, acc = tvecs[0], tvecs[1], tvecs[2], tvecs[3], tvecs[4]
+    _free_blocks(p, d, t_free, free, dfree, g, dg, fu, fy, fdy, fvb, fdvb)
+    TMP, PHI, CYCLE = 0, 1, 2  # mats
+    M, FM, QFM, NEXT = 0, 1, 2, 3  # vecs
+    DA, DC, GI, H, ACC = 0, 1, 2, 3, 4  # tvecs
     for pattern in range(offsets.size - 1):
         lo, n = offsets[pattern], offsets[pattern + 1] - offsets[pattern]
         # pass 1: Q_i, P_i = F Q_i F, cycle A = P_1 P_N ... P_2 and the periodic state m_1
@@ -447,28 +476,27 @@ def _fingerprint(p: np.ndarray, d: np.ndarray, alpha: np.ndarray, TRF: np.ndarra
                 _generator(p, alpha[x], TRF[x], sat[i, 0], g)
             e = _expm(g, w)
             if crushed[x]:
-                _crushed(e, p[7] * alpha[x], qs[i])
+                _crushed(w, e, p[7] * alpha[x], qs, i)
             else:
-                _reduce(e, qs[i])
-            f = free[free_at[x]]
-            _amm(qs[i], f, tmp)
-            _amm(f, tmp, steps[i])
-        phi[:] = 0.0
+                _reduce(w, e, qs, i)
+            _amm(qs, i, free, free_at[x], mats, TMP)
+            _amm(free, free_at[x], mats, TMP, steps, i)
+        mats[PHI] = 0.0
         for i in range(4):
-            phi[i, i] = 1.0
+            mats[PHI, i, i] = 1.0
         for i in range(1, n):
-            _amm(steps[i], phi, tmp)
-            phi[:] = tmp
-        _amm(steps[0], phi, cycle)
+            _amm(steps, i, mats, PHI, mats, TMP)
+            mats[PHI] = mats[TMP]
+        _amm(steps, 0, mats, PHI, mats, CYCLE)
         for i in range(4):
             for j in range(4):
-                lu[i, j] = (1.0 if i == j else 0.0) - cycle[i, j]
-            m[i] = cycle[i, 4]
+                lu[i, j] = (1.0 if i == j else 0.0) - mats[CYCLE, i, j]
+            vecs[M, i] = mats[CYCLE, i, 4]
         _lu4(lu, piv)
-        _lu4_solve(lu, piv, vecs[:1])  # (I - A) m_1 = A[:, 4]
-        signal[lo] = complex(m[0], m[1])
+        _lu4_solve(lu, piv, vecs[M:M + 1])  # (I - A) m_1 = A[:, 4]
+        signal[lo] = complex(vecs[M, 0], vecs[M, 1])
         # pass 2: states m_i, forcing g_i = dP_i m_{i-1}, h_i = P_i h_{i-1} + g_i; pulse 1 last (after m_N)
-        h[:] = 0.0
+        tvecs[H] = 0.0
         for step in range(n if K > 0 else n - 1):
             i = (step + 1) % n
             x = lo + i
@@ -479,44 +507,44 @@ def _fingerprint(p: np.ndarray, d: np.ndarray, alpha: np.ndarray, TRF: np.ndarra
                 else:
                     _generator(p, alpha[x], TRF[x], sat[i, 0], g)
                     _generator_tangents(p, d, alpha[x], TRF[x], sat[i, 1], sat[i, 2], dg)
-                f, df, q = free[free_at[x]], dfree[free_at[x]], qs[i]
-                _apply(f, m, fm)
-                _apply(q, fm, qfm)
-                u = col[0]  # R F m on the full state (xs = 0)
-                u[0, 0], u[1, 0], u[2, 0], u[3, 0], u[4, 0], u[5, 0] = -fm[0], -fm[1], fm[2], 0.0, fm[3], 1.0
-                _taylor(g, dg, u, col[1], tcol[0], col[2:], tcol[1:])
-                da[:] = 0.0
-                _tapply(df, m, da)
-                _mapply(q, da, dc)  # dQ F m + Q dF m
+                f = free_at[x]
+                _apply(free, f, vecs, M, FM)
+                _apply(qs, i, vecs, FM, QFM)
+                u[0, 0], u[1, 0], u[2, 0] = -vecs[FM, 0], -vecs[FM, 1], vecs[FM, 2]  # R F m, xs = 0
+                u[3, 0], u[4, 0], u[5, 0] = 0.0, vecs[FM, 3], 1.0
+                _taylor(g, dg, u, y, dy, vb, dvb)
+                tvecs[DA] = 0.0
+                _tapply(dfree, f, vecs, M, tvecs, DA)
+                _mapply(qs, i, tvecs, DA, DC)  # dc = Q dF m + dQ F m
                 for k in range(K):
                     for j in range(4):
-                        dc[k, j] += tcol[0, k, _REDUCED[j], 0]
+                        tvecs[DC, k, j] += dy[k, _REDUCED[j], 0]
                     if crushed[x]:
                         nut, dnut = p[7] * alpha[x], d[k, 7] * alpha[x]
-                        dc[k, 0] -= 0.5 * np.sin(nut) * dnut * fm[0]
-                        dc[k, 1] += 0.5 * np.sin(nut) * dnut * fm[1]
-                        dc[k, 2] -= np.sin(nut) * dnut * fm[2]
-                _mapply(f, dc, gi)
-                _tapply(df, qfm, gi)
-                _mapply(steps[i], h, acc)
+                        tvecs[DC, k, 0] -= 0.5 * np.sin(nut) * dnut * vecs[FM, 0]
+                        tvecs[DC, k, 1] += 0.5 * np.sin(nut) * dnut * vecs[FM, 1]
+                        tvecs[DC, k, 2] -= np.sin(nut) * dnut * vecs[FM, 2]
+                _mapply(free, f, tvecs, DC, GI)
+                _tapply(dfree, f, vecs, QFM, tvecs, GI)  # g_i = F dc + dF Q F m
+                _mapply(steps, i, tvecs, H, ACC)
                 for k in range(K):
                     for j in range(4):
-                        h[k, j] = acc[k, j] + gi[k, j]
+                        tvecs[H, k, j] = tvecs[ACC, k, j] + tvecs[GI, k, j]
                 if i > 0:
-                    _write(h, jac[x], False)
+                    _write(tvecs, H, jac, x, False)
             if i > 0:
-                _apply(steps[i], m, nxt)
-                m[:] = nxt
-                signal[x] = complex(m[0], m[1])
+                _apply(steps, i, vecs, M, NEXT)
+                vecs[M] = vecs[NEXT]
+                signal[x] = complex(vecs[M, 0], vecs[M, 1])
         if K == 0:
             continue
         # pass 3: (I - A) t_1 = P_1 h_N + g_1, then t_i = Phi_i t_1 + h_i
-        _lu4_solve(lu, piv, h)
-        _write(h, jac[lo], False)
+        _lu4_solve(lu, piv, tvecs[H])
+        _write(tvecs, H, jac, lo, False)
         for i in range(1, n):
-            _mapply(steps[i], h, acc)
-            h[:] = acc
-            _write(h, jac[lo + i], True)
+            _mapply(steps, i, tvecs, H, ACC)
+            tvecs[H] = tvecs[ACC]
+            _write(tvecs, H, jac, lo + i, True)
 
 
 @numba.njit(parallel=True, cache=True, fastmath=False, nogil=True, error_model="numpy")
@@ -533,18 +561,22 @@ def simulate(canonical: np.ndarray, directions: np.ndarray, alpha: np.ndarray, T
     """
     K, n_free = directions.shape[1], t_free.size
     n_max = np.max(offsets[1:] - offsets[:-1])
-    sat, free, dfree = np.empty((n_threads, n_max, 3)), np.empty((n_threads, n_free, 4, 5)), np.empty((n_threads, n_free, K, 4, 5))
-    qs, steps = np.empty((n_threads, n_max, 4, 5)), np.empty((n_threads, n_max, 4, 5))
-    mats, vecs, tvecs = np.empty((n_threads, 4, 4, 5)), np.empty((n_threads, 4, 4)), np.empty((n_threads, 5, K, 4))
-    piv = np.empty((n_threads, 4), dtype=np.int64)
+    sat, free, dfree = np.empty((n_threads, n_max, 3)), np.empty((n_threads, n_free, 4, 5)), np.empty(
+        (n_threads, n_free, K, 4, 5))
+    qs, steps, mats = np.empty((n_threads, n_max, 4, 5)), np.empty((n_threads, n_max, 4, 5)), np.empty(
+        (n_threads, 3, 4, 5))
+    lu, piv = np.empty((n_threads, 4, 4)), np.empty((n_threads, 4), dtype=np.int64)
+    vecs, tvecs = np.empty((n_threads, 4, 4)), np.empty((n_threads, 5, K, 4))
     g, dg, w = np.empty((n_threads, 6, 6)), np.empty((n_threads, K, 5, 6)), np.empty((n_threads, 6, 6, 6))
-    cols, tcols = np.empty((n_threads, 4, 6, 3)), np.empty((n_threads, 3, K, 5, 3))
-    col, tcol = np.empty((n_threads, 4, 6, 1)), np.empty((n_threads, 3, K, 5, 1))
+    fu, fy, fdy = np.empty((n_threads, 6, 3)), np.empty((n_threads, 6, 3)), np.empty((n_threads, K, 5, 3))
+    fvb, fdvb = np.empty((n_threads, 2, 6, 3)), np.empty((n_threads, 2, K, 5, 3))
+    u, y, dy = np.empty((n_threads, 6, 1)), np.empty((n_threads, 6, 1)), np.empty((n_threads, K, 5, 1))
+    vb, dvb = np.empty((n_threads, 2, 6, 1)), np.empty((n_threads, 2, K, 5, 1))
     for b in numba.prange(canonical.shape[0]):
         t = numba.get_thread_id()
         _fingerprint(canonical[b], directions[b], alpha, TRF, crushed, free_at, t_free, offsets, table, grid, signal[b],
-                     jac[b], sat[t], free[t], dfree[t], qs[t], steps[t], mats[t], vecs[t], tvecs[t], piv[t], g[t],
-                     dg[t], w[t], cols[t], tcols[t], col[t], tcol[t])
+                     jac[b], sat[t], free[t], dfree[t], qs[t], steps[t], mats[t], lu[t], piv[t], vecs[t], tvecs[t],
+                     g[t], dg[t], w[t], fu[t], fy[t], fdy[t], fvb[t], fdvb[t], u[t], y[t], dy[t], vb[t], dvb[t])
 
 
 # ------------------------------------------------------------------------------------------------- interface
