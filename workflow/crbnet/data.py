@@ -111,7 +111,9 @@ class FingerprintSet:
         M0 and sigma are per example (n,). With ``realizations`` R, the result has a leading axis
         (R, n, r) of independent noise with the same M0; the CRBs stay (n, Pe)."""
         shape = tuple(self.coefficients.shape) if realizations is None else (realizations, *self.coefficients.shape)
-        noise = complex_noise(shape, sigma, gen).to(self.coefficients.device)
+        noise = complex_noise(shape, sigma, gen)  # drawn on the CPU: the same numbers on every device
+        if self.coefficients.device.type == "cuda":  # pinned, so the copy overlaps the GPU's work
+            noise = noise.pin_memory().to(self.coefficients.device, non_blocking=True)
         M0, sigma = M0.to(self.coefficients.device), sigma.to(self.coefficients.device)
         y = (M0[:, None] * self.coefficients.to(torch.complex128) + noise).to(self.coefficients.dtype)
         return y, self.crb * (sigma**2 / M0.abs() ** 2)[:, None]
