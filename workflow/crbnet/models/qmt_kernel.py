@@ -197,21 +197,22 @@ def _expm(g: np.ndarray, w: np.ndarray) -> int:
     for i in range(6):
         for j in range(6):
             w[0, i, j] = (g[i, j] - mu if i == j else g[i, j]) * scale
-    _mm(w, 0, 0, 1)
-    _mm(w, 1, 0, 2)
-    _mm(w, 1, 1, 3)
-    e, tmp = 4, 5
+    for x, y, out in ((0, 0, 1), (1, 0, 2), (1, 1, 3)):  # a^2, a^3, a^4
+        _mm(w, x, y, out)
+    # int64 values, not literals: a literal argument would compile another copy of the helper
+    e, tmp, x, j = np.int64(4), np.int64(5), np.int64(3), np.int64(3)
     for i in range(6):
-        for j in range(6):
-            w[e, i, j] = _C[16] * w[3, i, j]
-    for j in range(3, -1, -1):
-        if j < 3:
-            _mm(w, 3, e, tmp)
-            e, tmp = tmp, e
-        _add_powers(w, e, j)
-    for _ in range(s):
-        _mm(w, e, e, tmp)
+        for m in range(6):
+            w[e, i, m] = _C[16] * w[3, i, m]
+    _add_powers(w, e, j)
+    for step in range(3 + s):  # Horner steps with a^4, then the squarings
+        if step >= 3:
+            x = e
+        _mm(w, x, e, tmp)
         e, tmp = tmp, e
+        if step < 3:
+            j -= 1
+            _add_powers(w, e, j)
     shift = np.exp(mu)
     for i in range(6):
         for j in range(6):
@@ -461,9 +462,11 @@ def _fingerprint(p: np.ndarray, d: np.ndarray, alpha: np.ndarray, TRF: np.ndarra
     """
     K = d.shape[0]
     _free_blocks(p, d, t_free, free, dfree, g, dg, fu, fy, fdy, fvb, fdvb)
-    TMP, PHI, CYCLE = 0, 1, 2  # mats
-    M, FM, QFM, NEXT = 0, 1, 2, 3  # vecs
-    DA, DC, GI, H, ACC = 0, 1, 2, 3, 4  # tvecs
+    # stack indices as int64 values (see _expm)
+    TMP, PHI, CYCLE, FIRST = np.int64(0), np.int64(1), np.int64(2), np.int64(0)  # mats; steps
+    M, FM, QFM, NEXT = np.int64(0), np.int64(1), np.int64(2), np.int64(3)  # vecs
+    DA, DC, GI, H, ACC = np.int64(0), np.int64(1), np.int64(2), np.int64(3), np.int64(4)  # tvecs
+    SET, ADD = np.bool_(False), np.bool_(True)  # _write
     for pattern in range(offsets.size - 1):
         lo, n = offsets[pattern], offsets[pattern + 1] - offsets[pattern]
         # pass 1: Q_i, P_i = F Q_i F, cycle A = P_1 P_N ... P_2 and the periodic state m_1
@@ -487,7 +490,7 @@ def _fingerprint(p: np.ndarray, d: np.ndarray, alpha: np.ndarray, TRF: np.ndarra
         for i in range(1, n):
             _amm(steps, i, mats, PHI, mats, TMP)
             mats[PHI] = mats[TMP]
-        _amm(steps, 0, mats, PHI, mats, CYCLE)
+        _amm(steps, FIRST, mats, PHI, mats, CYCLE)
         for i in range(4):
             for j in range(4):
                 lu[i, j] = (1.0 if i == j else 0.0) - mats[CYCLE, i, j]
@@ -531,7 +534,7 @@ def _fingerprint(p: np.ndarray, d: np.ndarray, alpha: np.ndarray, TRF: np.ndarra
                     for j in range(4):
                         tvecs[H, k, j] = tvecs[ACC, k, j] + tvecs[GI, k, j]
                 if i > 0:
-                    _write(tvecs, H, jac, x, False)
+                    _write(tvecs, H, jac, x, SET)
             if i > 0:
                 _apply(steps, i, vecs, M, NEXT)
                 vecs[M] = vecs[NEXT]
@@ -540,11 +543,11 @@ def _fingerprint(p: np.ndarray, d: np.ndarray, alpha: np.ndarray, TRF: np.ndarra
             continue
         # pass 3: (I - A) t_1 = P_1 h_N + g_1, then t_i = Phi_i t_1 + h_i
         _lu4_solve(lu, piv, tvecs[H])
-        _write(tvecs, H, jac, lo, False)
+        _write(tvecs, H, jac, lo, SET)
         for i in range(1, n):
             _mapply(steps, i, tvecs, H, ACC)
             tvecs[H] = tvecs[ACC]
-            _write(tvecs, H, jac, lo + i, True)
+            _write(tvecs, H, jac, lo + i, ADD)
 
 
 @numba.njit(parallel=True, cache=True, fastmath=False, nogil=True, error_model="numpy")
