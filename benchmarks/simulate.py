@@ -120,7 +120,7 @@ def main() -> None:
     values = space.sample(args.batch, seed=0)
     small = {k: v[: args.jacobian_batch] for k, v in values.items()}
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    kernel = "numba" if model.uses_numba(model._as_tensors(small)) else "torch"
+    kernel = "numba" if model.uses_numba({k: torch.as_tensor(v) for k, v in small.items()}) else "torch"
     print(f"device={device} threads={torch.get_num_threads()} kernel={kernel} batch={args.batch} "
           f"jacobian_batch={args.jacobian_batch}")
     if kernel == "numba":

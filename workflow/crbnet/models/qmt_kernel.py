@@ -9,9 +9,9 @@ B1``), the columns of d canonical / d wrt, so the result is the Jacobian w.r.t. 
 and pattern:
 
 1. pass 1 (signal): every pulse's reduced propagator Q_i (Rz(pi) included) from ``exp(H TRF)`` by the algorithm of
-   crbnet.linalg.dexpm (Taylor degree 16, Paterson-Stockmeyer, scaling and squaring, squarings per matrix; here
-   after a diagonal shift that halves the norm), the
-   repetition maps ``P_i = F Q_i F``, the cycle ``A = P_1 P_N ... P_2`` and the periodic state m_1;
+   crbnet.linalg.dexpm (Taylor degree 16, Paterson-Stockmeyer, scaling and squaring with squarings per matrix,
+   after a diagonal shift that halves the norm), the repetition maps ``P_i = F Q_i F``, the cycle
+   ``A = P_1 P_N ... P_2`` and the periodic state m_1;
 2. pass 2 (tangents): states m_i and the forcing ``g_i = dP_i m_{i-1}``, accumulated as ``h_i = P_i h_{i-1} + g_i``
    from ``h_1 = 0``. Only Frechet derivatives applied to one vector are needed, ``dexp(H TRF)[D] u``: they come
    from the shifted Taylor series of ``exp(H TRF - mu I) u`` with its tangent recurrence (``_taylor``), stopped
@@ -19,6 +19,10 @@ and pattern:
 3. periodic tangents ``(I - A) t_1 = P_1 h_N + g_1`` and ``t_i = Phi_i t_1 + h_i``.
 
 Free precession (one block per distinct free time): closed form for (xf, yf), the same series for (zf, zs, 1).
+R2sl and its derivatives come from the table of crbnet.saturation, evaluated in the kernel (``_r2sl``).
+
+Python interface: ``pulses`` (a sequence's kernel inputs), ``fingerprints`` (signals and Jacobians); QMTModel
+chooses between this kernel and its torch path.
 """
 
 from __future__ import annotations
