@@ -67,7 +67,8 @@ def _generator_tangents(p: np.ndarray, d: np.ndarray, alpha: float, T: float, r_
     m0s, R1f, Rx, R1s = p[0], p[1], p[3], p[4]
     dg[:] = 0.0
     for k in range(d.shape[0]):
-        dm0s, dR1f, dR2f, dRx, dR1s, dT2s, dw0, dB1 = d[k, 0], d[k, 1], d[k, 2], d[k, 3], d[k, 4], d[k, 5], d[k, 6], d[k, 7]
+        dm0s, dR1f, dR2f, dRx = d[k, 0], d[k, 1], d[k, 2], d[k, 3]
+        dR1s, dT2s, dw0, dB1 = d[k, 4], d[k, 5], d[k, 6], d[k, 7]
         dkf, dkr, dnut = dRx * m0s + Rx * dm0s, dRx * (1.0 - m0s) - Rx * dm0s, dB1 * alpha
         t = dg[k]
         t[0, 0], t[0, 1], t[0, 2] = -dR2f * T, -dw0 * T, dnut
@@ -116,7 +117,8 @@ def _r2sl(TRF: float, alpha: float, B1: float, T2s: float, table: np.ndarray,
     """R2sl (1/s) and its derivatives w.r.t. T2s (1/s^2) and B1 (1/s): crbnet.saturation.r2sl (bicubic rho table
     over log tau and the smoothly saturated nutation) with its derivatives in closed form. table: the padded rho
     table; grid: (log tau_0, d log tau, nutation_0, d nutation, tau_min, tau_max, knee, knee width)."""
-    x0, dx, y0, dy, tau_min, tau_max, knee, width = grid[0], grid[1], grid[2], grid[3], grid[4], grid[5], grid[6], grid[7]
+    x0, dx, y0, dy = grid[0], grid[1], grid[2], grid[3]
+    tau_min, tau_max, knee, width = grid[4], grid[5], grid[6], grid[7]
     tau, nut = TRF / T2s, B1 * alpha
     u = (np.log(min(max(tau, tau_min), tau_max)) - x0) / dx
     du_dT2s = -1.0 / (T2s * dx) if tau_min <= tau <= tau_max else 0.0
@@ -267,14 +269,16 @@ def _taylor(g: np.ndarray, dg: np.ndarray, u: np.ndarray, y: np.ndarray, dy: np.
         s42, s43, s44, s45, s55 = x42 * inv, x43 * inv, x44 * inv, x45 * inv, x55 * inv
         a, total = 0.0, 0.0
         for c in range(n):
-            v0, v1, v2, v3, v4, v5 = vb[old, 0, c], vb[old, 1, c], vb[old, 2, c], vb[old, 3, c], vb[old, 4, c], vb[old, 5, c]
+            v0, v1, v2 = vb[old, 0, c], vb[old, 1, c], vb[old, 2, c]
+            v3, v4, v5 = vb[old, 3, c], vb[old, 4, c], vb[old, 5, c]
             n0 = s00 * v0 + s01 * v1 + s02 * v2
             n1 = s10 * v0 + s11 * v1
             n2 = s20 * v0 + s22 * v2 + s24 * v4 + s25 * v5
             n3 = s33 * v3 + s34 * v4
             n4 = s42 * v2 + s43 * v3 + s44 * v4 + s45 * v5
             n5 = s55 * v5
-            vb[new, 0, c], vb[new, 1, c], vb[new, 2, c], vb[new, 3, c], vb[new, 4, c], vb[new, 5, c] = n0, n1, n2, n3, n4, n5
+            vb[new, 0, c], vb[new, 1, c], vb[new, 2, c] = n0, n1, n2
+            vb[new, 3, c], vb[new, 4, c], vb[new, 5, c] = n3, n4, n5
             y[0, c] += n0
             y[1, c] += n1
             y[2, c] += n2
