@@ -177,9 +177,10 @@ class QMTModel:
     - ``"torch"``: batched torch on dual stacks (this module); the reference, runs on a GPU and keeps ``signal()``
       differentiable with autograd;
     - ``"numba"``: a fused CPU kernel (crbnet.models.qmt_kernel) that runs one fingerprint's whole pulse chain in
-      small thread-local arrays, about 10x (signal) to 30x (8-parameter Jacobian) faster than torch on a CPU; it
-      uses ``torch.get_num_threads()`` threads, computes on the CPU (results come back on ``device``) and cannot be
-      differentiated with autograd.
+      small thread-local arrays, about 5x (signal) and 15x (8-parameter Jacobian) faster than torch on a CPU
+      (benchmarks/simulate.py); it uses ``torch.get_num_threads()`` threads, computes on the CPU (results come back
+      on ``device``), cannot be differentiated with autograd and compiles once per checkout (about 30 to 60 s,
+      then loaded from numba's on-disk cache in about a second).
 
     ``kernel="auto"`` (default) takes numba on a CPU and torch on a GPU or whenever an input tensor requires grad.
     The environment variable CRBNET_QMT_KERNEL (auto | numba | torch) replaces ``"auto"``; an explicit constructor
