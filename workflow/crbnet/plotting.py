@@ -252,12 +252,12 @@ def plot_parameter_contributions(summaries: dict[str, pd.DataFrame]) -> plt.Figu
 
 def plot_learning_curve(table: pd.DataFrame) -> plt.Figure:
     """CRB-loss per estimated parameter against the number of training fingerprints, one line per network and
-    split (the training split dashed, the others solid, dash-dotted, ...) with bootstrap 95 % intervals; ``table``
+    split (the training split dashed, the test split solid, others dash-dotted, ...) with bootstrap 95 % intervals; ``table``
     comes from crbnet.evaluation.learning_curve_table."""
     _style()
     names = list(dict.fromkeys(table.parameter))
-    splits = ["train"] + [s for s in dict.fromkeys(table.split) if s != "train"]
-    styles = dict(zip(splits, ["--", "-", "-.", ":"] * len(splits)))
+    held_out = sorted(set(table.split) - {"train"}, key=lambda s: s != "test")  # the random test set solid
+    styles = dict(zip(["train", *held_out], ["--", "-", "-.", ":"] * len(held_out) + ["--"]))
     sizes = sorted(set(table.train_fingerprints))
     fig, axes = plt.subplots(1, len(names), figsize=(3.6 * len(names), 3.4), squeeze=False, sharey=True)
     for ax, name in zip(axes[0], names):
