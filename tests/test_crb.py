@@ -11,15 +11,21 @@ from crbnet.sequences import load_sequence, sequence_from_dict
 CANONICAL = PARAMETERIZATIONS["canonical"]
 
 
-def test_linear_toy_model_closed_form():
-    # s = e_1 (M0 fits sample 1 exactly), ds/dtheta = (c, t_2, ..., t_n): CRB(theta) = 1 / sum_{k>=2} |t_k|^2
-    rng = np.random.default_rng(0)
+def _toy(seed: int, c: complex, n_params: int) -> tuple[np.ndarray, torch.Tensor, torch.Tensor]:
+    """s = e_1 (M0 fits sample 1 exactly), ds/dtheta_1 = (c, t_2, ..., t_n), the other columns zero:
+    CRB(theta_1) = 1 / sum_{k>=2} |t_k|^2."""
+    rng = np.random.default_rng(seed)
     t = rng.normal(size=6) + 1j * rng.normal(size=6)
     signal = torch.zeros(1, 7, dtype=torch.complex128)
     signal[0, 0] = 1.0
-    jac = torch.zeros(1, 7, 1, dtype=torch.complex128)
-    jac[0, 0, 0] = 0.7 - 0.2j
+    jac = torch.zeros(1, 7, n_params, dtype=torch.complex128)
+    jac[0, 0, 0] = c
     jac[0, 1:, 0] = torch.from_numpy(t)
+    return t, signal, jac
+
+
+def test_linear_toy_model_closed_form():
+    t, signal, jac = _toy(0, 0.7 - 0.2j, 1)
     crb = unit_crb(signal, jac)[0, 0]
     assert float(crb) == pytest.approx(1 / np.sum(np.abs(t) ** 2), rel=1e-12)
     full = crb_from_fisher(fisher(signal, jac))[0]
@@ -77,14 +83,7 @@ def _reduced_crb(signal: np.ndarray, jac: np.ndarray) -> np.ndarray:
 
 
 def test_zero_column_gets_inf_and_the_others_the_reduced_crb():
-    # closed form as in the toy above: s = e_1, ds/dtheta_1 = (c, t_2..t_n) -> CRB = 1 / sum_{k>=2} |t_k|^2
-    rng = np.random.default_rng(1)
-    t = rng.normal(size=6) + 1j * rng.normal(size=6)
-    signal = torch.zeros(1, 7, dtype=torch.complex128)
-    signal[0, 0] = 1.0
-    jac = torch.zeros(1, 7, 2, dtype=torch.complex128)
-    jac[0, 0, 0] = 0.3 + 0.1j
-    jac[0, 1:, 0] = torch.from_numpy(t)  # theta_2 has no effect at all: a zero column
+    t, signal, jac = _toy(1, 0.3 + 0.1j, 2)  # theta_2 has no effect at all: a zero column
     crb = unit_crb(signal, jac)[0]
     assert torch.isinf(crb[1])
     assert float(crb[0]) == pytest.approx(1 / np.sum(np.abs(t) ** 2), rel=1e-12)
