@@ -13,8 +13,8 @@ import torch
 
 # Taylor degree 16 evaluated with Paterson-Stockmeyer (6 products); the remainder is below 5e-16
 # relative for ||X||_1 <= THETA, and scaling-and-squaring brings every matrix below it.
-_DEGREE, _THETA = 16, 0.9
-_COEF = [1.0 / math.factorial(k) for k in range(_DEGREE + 1)]
+_DEGREE, TAYLOR_THETA = 16, 0.9
+TAYLOR_COEF = [1.0 / math.factorial(k) for k in range(_DEGREE + 1)]
 
 
 def dmm(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -64,7 +64,7 @@ def dsolve(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 def _squarings(x: torch.Tensor) -> int:
     norm = x.detach().abs().sum(dim=-2).amax()  # largest 1-norm in the batch (a step count, not differentiated)
-    return max(0, math.ceil(math.log2(max(float(norm), 1e-300) / _THETA)))
+    return max(0, math.ceil(math.log2(max(float(norm), 1e-300) / TAYLOR_THETA)))
 
 
 class _Columns:
@@ -112,10 +112,10 @@ def _dexpm(x: torch.Tensor) -> torch.Tensor:
     eye = torch.eye(n, dtype=x.dtype, device=x.device)
 
     def block(j: int, e: _Columns | None) -> _Columns:
-        c = _COEF[4 * j: 4 * j + 4]
+        c = TAYLOR_COEF[4 * j: 4 * j + 4]
         if e is None:
-            value = (_COEF[16] * a4.value).add_(a3.value, alpha=c[3])
-            tangents = (_COEF[16] * a4.tangents).add_(a3.tangents, alpha=c[3])
+            value = (TAYLOR_COEF[16] * a4.value).add_(a3.value, alpha=c[3])
+            tangents = (TAYLOR_COEF[16] * a4.tangents).add_(a3.tangents, alpha=c[3])
         else:
             e = a4 @ e
             value = e.value.add_(a3.value, alpha=c[3])

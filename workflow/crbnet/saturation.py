@@ -24,7 +24,7 @@ _ZETA0 = 1.0 / np.sqrt(3.0)  # magic angle: 3 zeta^2 - 1 = 0
 # Table domain: tau = TRF/T2s (dimensionless) and nutation B1*alpha (rad).
 TAU_MIN, TAU_MAX, N_TAU = 0.5, 1000.0, 100
 NUTATION_MAX, N_NUTATION = 1.1 * np.pi, 56
-_KNEE_WIDTH = 0.3  # rad
+KNEE_WIDTH = 0.3  # rad
 _VOLTERRA_STEPS = 512
 _TABLE_VERSION = 1
 
@@ -202,7 +202,9 @@ class _Grid:
     dy: float
 
 
-def _padded(table: np.ndarray) -> np.ndarray:
+def padded_table(table: np.ndarray) -> np.ndarray:
+    """The rho table with one ghost row and column on each side, linearly extrapolated, so that the bicubic
+    interpolant (here and in the numba qMT kernel) needs no boundary cases."""
     p = np.pad(table, 1, mode="edge")
     p[0, :], p[-1, :] = 2 * p[1, :] - p[2, :], 2 * p[-2, :] - p[-3, :]
     p[:, 0], p[:, -1] = 2 * p[:, 1] - p[:, 2], 2 * p[:, -2] - p[:, -3]
@@ -212,7 +214,7 @@ def _padded(table: np.ndarray) -> np.ndarray:
 @lru_cache(maxsize=8)
 def _grid(device: str) -> _Grid:
     log_tau, nutation = table_axes()
-    values = torch.as_tensor(_padded(rho_table()), dtype=torch.float64, device=device)
+    values = torch.as_tensor(padded_table(rho_table()), dtype=torch.float64, device=device)
     return _Grid(values, log_tau[0], log_tau[1] - log_tau[0], nutation[0], nutation[1] - nutation[0])
 
 
@@ -229,8 +231,8 @@ def saturate_nutation(nutation: torch.Tensor) -> torch.Tensor:
     """|B1*alpha| mapped smoothly (C2) into the table: identity below a knee, then ``knee + w tanh((y - knee)/w)``,
     which stays below NUTATION_MAX where the match loses its root; a hard clamp would make dR2sl/dB1 jump."""
     y = nutation.abs()
-    knee = NUTATION_MAX - _KNEE_WIDTH
-    return torch.where(y < knee, y, knee + _KNEE_WIDTH * torch.tanh((y - knee) / _KNEE_WIDTH))
+    knee = NUTATION_MAX - KNEE_WIDTH
+    return torch.where(y < knee, y, knee + KNEE_WIDTH * torch.tanh((y - knee) / KNEE_WIDTH))
 
 
 def rho(tau: torch.Tensor, nutation: torch.Tensor) -> torch.Tensor:

@@ -34,10 +34,10 @@ import numba
 import numpy as np
 
 from crbnet import saturation
-from crbnet.linalg import _COEF, _THETA
+from crbnet.linalg import TAYLOR_COEF, TAYLOR_THETA
 from crbnet.sequences import QMTSequence
 
-_C = tuple(_COEF)  # Taylor coefficients 1/k!, k = 0..16
+_C = tuple(TAYLOR_COEF)  # Taylor coefficients 1/k!, k = 0..16
 _REDUCED = (0, 1, 2, 4, 5)  # states kept between pulses (xs dropped); the reduced rows are the first four
 _EPS = 2.0**-53
 _MAX_TERMS = 2000  # far above any finite case (about e * ||H TRF|| terms); stops NaN input
@@ -196,7 +196,7 @@ def _expm(g: np.ndarray, w: np.ndarray) -> int:
                 col += abs(g[i, j])
         norm = max(norm, col)
     s = 0
-    while norm > _THETA:
+    while norm > TAYLOR_THETA:
         norm *= 0.5
         s += 1
     scale = 0.5**s
@@ -616,10 +616,10 @@ def pulses(sequence: QMTSequence) -> Pulses:
 def saturation_table() -> tuple[np.ndarray, np.ndarray]:
     """The padded rho table of crbnet.saturation and its grid (see ``_r2sl``)."""
     log_tau, nutation = saturation.table_axes()
-    knee = saturation.NUTATION_MAX - saturation._KNEE_WIDTH
+    knee = saturation.NUTATION_MAX - saturation.KNEE_WIDTH
     grid = np.array([log_tau[0], log_tau[1] - log_tau[0], nutation[0], nutation[1] - nutation[0], saturation.TAU_MIN,
-                     saturation.TAU_MAX, knee, saturation._KNEE_WIDTH])
-    return np.ascontiguousarray(saturation._padded(saturation.rho_table())), grid
+                     saturation.TAU_MAX, knee, saturation.KNEE_WIDTH])
+    return np.ascontiguousarray(saturation.padded_table(saturation.rho_table())), grid
 
 
 def fingerprints(canonical: np.ndarray, directions: np.ndarray, sequence: Pulses,
