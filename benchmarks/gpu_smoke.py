@@ -42,7 +42,8 @@ PZ = PARAMETERIZATIONS["apparent_t1"]
 SPACE = ParameterSpace.from_config({"parameterization": "apparent_t1", "parameters": {
     "m0s": {"dist": "uniform", "lower": 0.05, "upper": 0.3}, "T1": {"dist": "uniform", "lower": 0.6, "upper": 2.5},
     "T2f": {"dist": "uniform", "lower": 0.03, "upper": 0.15}, "Rx": {"dist": "uniform", "lower": 5, "upper": 60},
-    "T2s": {"dist": "uniform", "lower": 6e-6, "upper": 20e-6}, "omega0": {"dist": "uniform", "lower": -900, "upper": 900},
+    "T2s": {"dist": "uniform", "lower": 6e-6, "upper": 20e-6},
+    "omega0": {"dist": "uniform", "lower": -900, "upper": 900},
     "B1": {"dist": "uniform", "lower": 0.7, "upper": 1.3}}})
 RESULTS: dict[str, str] = {}
 TIMINGS: dict[str, str] = {}

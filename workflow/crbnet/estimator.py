@@ -83,8 +83,9 @@ class Estimator:
 
         Inference folds BatchNorm into the linear layers and runs in batches small enough for the activations to
         stay in cache (4096 voxels on a CPU; on a GPU as many as a quarter of its free memory takes, unless
-        ``batch`` is given); ``precision='bf16'`` runs the wide layers in bfloat16 (ResidualMLP.folded) where the hardware
-        has bf16 (fp32 with a warning elsewhere), ``auto`` picks bf16 where native (runtime.resolve_precision)."""
+        ``batch`` is given); ``precision='bf16'`` runs the wide layers in bfloat16 (ResidualMLP.folded) where the
+        hardware has bf16 (fp32 with a warning elsewhere), ``auto`` picks bf16 where native
+        (runtime.resolve_precision)."""
         if isinstance(data, torch.Tensor):
             data = data.cpu().numpy()
         c = self.coefficients(np.asarray(data))

@@ -152,9 +152,9 @@ def headline_table(histories: dict[str, pd.DataFrame], tests: dict[str, pd.DataF
     for name, test in tests.items():
         s = summarize(test).drop(columns="snr")
         means = s[["crb_loss", "bias_part", "variance_part"]].mean()
-        s = pd.concat([s, pd.DataFrame([{"parameter": "all", **means, "n": s.n.min(), "n_undefined": s.n_undefined.max(),
-                                          "variance_below_crb": bool(s.variance_below_crb.any())}])],
-                      ignore_index=True)
+        overall = {"parameter": "all", **means, "n": s.n.min(), "n_undefined": s.n_undefined.max(),
+                   "variance_below_crb": bool(s.variance_below_crb.any())}
+        s = pd.concat([s, pd.DataFrame([overall])], ignore_index=True)
         s.insert(0, "estimator", name)
         s["snr"] = test.snr.iloc[0]
         s["crb_domain"] = test.crb_domain.iloc[0]

@@ -252,8 +252,8 @@ def plot_parameter_contributions(summaries: dict[str, pd.DataFrame]) -> plt.Figu
 
 def plot_learning_curve(table: pd.DataFrame) -> plt.Figure:
     """CRB-loss per estimated parameter against the number of training fingerprints, one line per network and
-    split (the training split dashed, the test split solid, others dash-dotted, ...) with bootstrap 95 % intervals; ``table``
-    comes from crbnet.evaluation.learning_curve_table."""
+    split (the training split dashed, the test split solid, others dash-dotted, ...) with bootstrap 95 %
+    intervals; ``table`` comes from crbnet.evaluation.learning_curve_table."""
     _style()
     names = list(dict.fromkeys(table.parameter))
     held_out = sorted(set(table.split) - {"train"}, key=lambda s: s != "test")  # the random test set solid
