@@ -340,13 +340,21 @@ def train_fingerprints(exp, loss):
     return n if n is not None else exp["datasets"][training.get("train_split", "train")]["n"]
 
 
+def optimizer_steps(exp, loss):
+    """Optimizer steps of a network: epochs times batches per epoch (per-loss settings over shared ones)."""
+    training = exp["training"]
+    epochs, batch = (training["losses"][loss].get(k, training[k]) for k in ("epochs", "batch_size"))
+    return epochs * -(-train_fingerprints(exp, loss) // batch)
+
+
 def learning_curve_runs(wildcards):
     """{run: Monte-Carlo table} of every network and evaluated split of a learning curve's experiments; the run
-    name 'fingerprints/estimator/split/experiment' carries what the figure needs."""
+    name 'fingerprints/steps/estimator/split/experiment' carries what the figure needs."""
     runs = {}
     for name in learning_curves()[wildcards.curve]["experiments"]:
         exp = EXPERIMENTS[name]
         for loss in exp["training"]["losses"]:
             for split in exp.get("evaluation", {}).get("splits", []):
-                runs[f"{train_fingerprints(exp, loss)}/{loss}/{split}/{name}"] = f"{RESULTS}/{name}/eval/{loss}_{split}.csv"
+                run = f"{train_fingerprints(exp, loss)}/{optimizer_steps(exp, loss)}/{loss}/{split}/{name}"
+                runs[run] = f"{RESULTS}/{name}/eval/{loss}_{split}.csv"
     return runs

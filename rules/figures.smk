@@ -158,7 +158,8 @@ rule fig_nlls_agreement:
 
 
 rule learning_curve:
-    """CRB-loss per parameter against the training-set size (networks of several experiments), train vs held-out."""
+    """CRB-loss per parameter against the training-set size or the optimizer steps (networks of several
+    experiments), train vs held-out."""
     input:
         unpack(learning_curve_runs),
     output:
@@ -167,6 +168,8 @@ rule learning_curve:
         png=report(f"{RESULTS}/learning_curves/{{curve}}.png", caption="../workflow/report/learning_curve.rst",
                    category="Learning curves"),
         pdf=f"{RESULTS}/learning_curves/{{curve}}.pdf",
+    params:
+        x=lambda wildcards: learning_curves()[wildcards.curve]["x"],
     log:
         f"{RESULTS}/learning_curves/logs/{{curve}}.log",
     threads: 1

@@ -86,13 +86,16 @@ def test_learning_curve_table_and_figure():
 
     rng = np.random.default_rng(4)
     runs = []
-    for n, scale in ((3072, 4.0), (12288, 2.0)):
+    for n, steps, scale in ((3072, 900, 4.0), (12288, 3600, 2.0)):
         for split in ("train", "test"):
             crb = np.ones(64)
-            runs.append((n, "crb", split, _table(64, np.zeros(64), scale * crb * rng.uniform(0.9, 1.1, 64), crb)))
+            runs.append((n, steps, "crb", split,
+                         _table(64, np.zeros(64), scale * crb * rng.uniform(0.9, 1.1, 64), crb)))
     table = learning_curve_table(runs)
-    assert list(table.columns[:4]) == ["train_fingerprints", "estimator", "split", "parameter"]
+    assert list(table.columns[:5]) == ["train_fingerprints", "steps", "estimator", "split", "parameter"]
     by = table.set_index(["train_fingerprints", "split"]).crb_loss
     assert by[(3072, "test")] == pytest.approx(4.0, rel=0.05) and by[(12288, "test")] == pytest.approx(2.0, rel=0.05)
-    fig = plot_learning_curve(table)
-    assert len(fig.axes[0].get_lines()) >= 2 + 1  # a line per split and the efficient value
+    for x, ticks in (("fingerprints", [3072, 12288]), ("steps", [900, 3600])):
+        fig = plot_learning_curve(table, x)
+        assert len(fig.axes[0].get_lines()) >= 2 + 1  # a line per split and the efficient value
+        assert list(fig.axes[0].get_xticks()) == ticks

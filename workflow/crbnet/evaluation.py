@@ -169,15 +169,16 @@ def headline_table(histories: dict[str, pd.DataFrame], tests: dict[str, pd.DataF
     return pd.concat(rows, ignore_index=True)
 
 
-def learning_curve_table(runs: Sequence[tuple[int, str, str, pd.DataFrame]]) -> pd.DataFrame:
-    """Learning curve: the ``summarize`` figures of each run, one row per (training fingerprints, estimator, split,
-    parameter). ``runs`` holds (training fingerprints, estimator, split, Monte-Carlo table) tuples; comparing a
-    split the network trained on with held-out ones separates under-fitting (both high) from over-fitting."""
-    frames = [summarize(table).assign(train_fingerprints=n, estimator=name, split=split)
-              for n, name, split, table in runs]
+def learning_curve_table(runs: Sequence[tuple[int, int, str, str, pd.DataFrame]]) -> pd.DataFrame:
+    """Learning curve: the ``summarize`` figures of each run, one row per (training fingerprints, optimizer steps,
+    estimator, split, parameter). ``runs`` holds (training fingerprints, steps, estimator, split, Monte-Carlo table)
+    tuples; comparing a split the network trained on with held-out ones separates under-fitting (both high) from
+    over-fitting, and networks that differ only in steps show whether longer training would help."""
+    frames = [summarize(table).assign(train_fingerprints=n, steps=steps, estimator=name, split=split)
+              for n, steps, name, split, table in runs]
     out = pd.concat(frames, ignore_index=True)
-    first = ["train_fingerprints", "estimator", "split", "parameter"]
-    return out[first + [c for c in out.columns if c not in first]].sort_values(first[:3], kind="stable")
+    first = ["train_fingerprints", "steps", "estimator", "split", "parameter"]
+    return out[first + [c for c in out.columns if c not in first]].sort_values(first[:4], kind="stable")
 
 
 def welch_tests(a: pd.DataFrame, b: pd.DataFrame, swept: str) -> pd.DataFrame:

@@ -250,25 +250,28 @@ def plot_parameter_contributions(summaries: dict[str, pd.DataFrame]) -> plt.Figu
     return fig
 
 
-def plot_learning_curve(table: pd.DataFrame) -> plt.Figure:
-    """CRB-loss per estimated parameter against the number of training fingerprints, one line per network and
-    split (the training split dashed, the test split solid, others dash-dotted, ...) with bootstrap 95 %
-    intervals; ``table`` comes from crbnet.evaluation.learning_curve_table."""
+def plot_learning_curve(table: pd.DataFrame, x: str = "fingerprints") -> plt.Figure:
+    """CRB-loss per estimated parameter against the number of training fingerprints (``x="fingerprints"``) or of
+    optimizer steps (``x="steps"``), one line per network and split (the training split dashed, the test split
+    solid, others dash-dotted, ...) with bootstrap 95 % intervals; ``table`` comes from
+    crbnet.evaluation.learning_curve_table."""
     _style()
+    column, label = {"fingerprints": ("train_fingerprints", "training fingerprints"),
+                     "steps": ("steps", "optimizer steps")}[x]
     names = list(dict.fromkeys(table.parameter))
     held_out = sorted(set(table.split) - {"train"}, key=lambda s: s != "test")  # the random test set solid
     styles = dict(zip(["train", *held_out], ["--", "-", "-.", ":"] * len(held_out) + ["--"]))
-    sizes = sorted(set(table.train_fingerprints))
+    ticks = sorted(set(table[column]))
     fig, axes = plt.subplots(1, len(names), figsize=(3.6 * len(names), 3.4), squeeze=False, sharey=True)
     for ax, name in zip(axes[0], names):
         for (estimator, split), g in table[table.parameter == name].groupby(["estimator", "split"], sort=False):
-            g = g.sort_values("train_fingerprints")
-            ax.errorbar(g.train_fingerprints, g.crb_loss, yerr=[g.crb_loss - g.crb_loss_lo, g.crb_loss_hi - g.crb_loss],
+            g = g.sort_values(column)
+            ax.errorbar(g[column], g.crb_loss, yerr=[g.crb_loss - g.crb_loss_lo, g.crb_loss_hi - g.crb_loss],
                         color=COLORS.get(estimator), ls=styles[split], marker="o", ms=3, capsize=2,
                         label=f"{LABELS.get(estimator, estimator)}: {split}")
         ax.axhline(1.0, color="k", lw=0.8, ls=":")
-        ax.set(xscale="log", yscale="log", title=name, xlabel="training fingerprints")
-        ax.set_xticks(sizes, [f"{n:,}" for n in sizes], rotation=30)
+        ax.set(xscale="log", yscale="log", title=name, xlabel=label)
+        ax.set_xticks(ticks, [f"{n:,}" for n in ticks], rotation=30)
         ax.minorticks_off()
     axes[0, 0].set_ylabel("CRB-loss")
     axes[0, -1].legend(frameon=False, fontsize=7)

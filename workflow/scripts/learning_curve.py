@@ -14,9 +14,9 @@ from crbnet.runtime import logged  # noqa: E402
 sm = snakemake  # noqa: F821
 with logged(sm.log[0]):
     runs = []
-    for run, path in sm.input.items():  # run: fingerprints/estimator/split/experiment
-        n, estimator, split, _ = run.split("/")
-        runs.append((int(n), estimator, split, pd.read_csv(path)))
+    for run, path in sm.input.items():  # run: fingerprints/steps/estimator/split/experiment
+        n, steps, estimator, split, _ = run.split("/")
+        runs.append((int(n), int(steps), estimator, split, pd.read_csv(path)))
     table = learning_curve_table(runs)
     write_csv(table, sm.output.table)
-    plotting.save(plotting.plot_learning_curve(table), [sm.output.png, sm.output.pdf])
+    plotting.save(plotting.plot_learning_curve(table, sm.params.x), [sm.output.png, sm.output.pdf])
