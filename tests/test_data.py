@@ -42,7 +42,9 @@ def test_draws_follow_the_configured_ranges():
 
 
 def test_streams_are_reproducible_and_distinct():
-    draw = lambda *key: torch.rand(4, generator=generator(*key))
+    def draw(*key):
+        return torch.rand(4, generator=generator(*key))
+
     assert torch.equal(draw(1, "train", 3), draw(1, "train", 3))
     assert not torch.equal(draw(1, "train", 3), draw(1, "train", 4))
     assert not torch.equal(draw(1, "train", 3), draw(1, "validation", 3))

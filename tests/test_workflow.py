@@ -25,6 +25,13 @@ def test_lint():
     assert run.returncode == 0, run.stdout + run.stderr
 
 
+def test_python_lint():
+    """ruff (pinned in the test extra, settings in pyproject.toml) on the package, scripts, benchmarks and tests."""
+    run = subprocess.run([sys.executable, "-m", "ruff", "check", "workflow", "benchmarks", "tests"], cwd=ROOT,
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.name)
 def test_dry_run(config, tmp_path):
     if config.name == "mao2024.yaml" and not (REFERENCE / "mao_6pattern_control.mat").exists():

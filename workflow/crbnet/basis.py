@@ -119,7 +119,7 @@ def svd_basis(chunks: Iterable[np.ndarray], rank: int, sequence_sha256: str = ""
     g = gram(chunks)
     if not 1 <= rank <= g.shape[0]:
         raise BasisError(f"rank must be in [1, {g.shape[0]}], got {rank}")
-    eigval, eigvec = np.linalg.eigh(g)
+    eigval, eigvec = (x.numpy() for x in torch.linalg.eigh(torch.from_numpy(g)))  # 4.6 s vs numpy 56 s, Ns 1142
     order = np.argsort(eigval)[::-1]
     spectrum, U = np.clip(eigval[order], 0.0, None), eigvec[:, order[:rank]]
     pivot = U[np.abs(U).argmax(axis=0), np.arange(rank)]

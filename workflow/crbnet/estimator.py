@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from crbnet.basis import Basis, BasisError, normalize
+from crbnet.basis import Basis, normalize
 from crbnet.io import atomic_path
 from crbnet.matching import MatchingEstimator
 from crbnet.nets import ResidualMLP

@@ -128,6 +128,8 @@ def crb_summary(path: str | Path) -> pd.DataFrame:
         crb, names, units = f["crb"][()], list(f["crb"].attrs["names"]), list(f["crb"].attrs["units"])
     root = np.sqrt(crb)
     finite = np.isfinite(root)
-    pct = lambda q: [np.percentile(r[m], q) if m.any() else np.nan for r, m in zip(root.T, finite.T)]
+    def pct(q: float) -> list[float]:
+        return [np.percentile(r[m], q) if m.any() else np.nan for r, m in zip(root.T, finite.T)]
+
     return pd.DataFrame({"parameter": names, "unit": units, "n": len(crb), "finite_fraction": finite.mean(0),
                          "sqrt_crb_p05": pct(5), "sqrt_crb_median": pct(50), "sqrt_crb_p95": pct(95)})

@@ -4,14 +4,17 @@ States F+_k, F-_k, Z_k (k = 0..K-1) are the coefficients of exp(i k theta) in (M
 angle theta. Per excitation n: rotation by B1 alpha_n about x, relaxation over TE, sample F+_0, relaxation over
 TR_n - TE, and one unit of dephasing (F+ up, F- down, F+_0 = conj(F-_0)). An inversion of efficiency eta and
 recovery over TI come first. Signals are at M0 = 1; Jacobians are exact (forward mode through the recursion).
+The fused numba kernel crbnet.models.fisp_kernel computes the same signal and Jacobian, see ``FISPModel``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+import numpy as np
 import torch
 
+from crbnet.models import fisp_kernel, kernel_choice, takes_numba
 from crbnet.parameters import Parameterization
 from crbnet.runtime import batch_entries
 from crbnet.sequences import FISPSequence
@@ -55,25 +58,37 @@ def epg_fisp(T1: torch.Tensor, T2: torch.Tensor, B1: torch.Tensor, sequence: FIS
     return torch.complex(torch.zeros_like(signal), signal).to(dtype)
 
 
+KERNEL_ENV = "CRBNET_FISP_KERNEL"
+
+
 class FISPModel:
-    """MRF-FISP fingerprints of a sequence in the ``fisp`` parameterization (T1, T2, B1), with exact Jacobians."""
+    """MRF-FISP fingerprints of a sequence in the ``fisp`` parameterization (T1, T2, B1), with exact Jacobians.
+
+    Two implementations compute the same signal and Jacobian (to round-off): ``"torch"`` (``epg_fisp`` with
+    vmapped forward-mode AD; the reference, runs on a GPU, differentiable with autograd) and ``"numba"`` (the fused
+    CPU kernel crbnet.models.fisp_kernel, in float64 whatever ``dtype``; results come back on ``device``).
+    ``kernel="auto"`` (default) takes numba on a CPU and torch on a GPU or when an input requires grad; the
+    environment variable CRBNET_FISP_KERNEL (auto | numba | torch) replaces ``"auto"``.
+    """
 
     @property
     def chunk_entries(self) -> int:
-        """Fingerprints x (1 + P) simulated at once. The recursion is a Python loop over TRs, so large batches
-        amortize it: 4096 on a CPU (about 1024 fingerprints with three derivatives measured fastest on 2 cores);
+        """Fingerprints x (1 + P) simulated at once: 4096 on a CPU (the torch recursion is a Python loop over TRs,
+        so large batches amortize it; about 1024 fingerprints with three derivatives measured fastest on 2 cores);
         on a GPU from its free memory, at an estimated 64 complex numbers per sample and entry (states and their
         temporaries; not yet measured on a GPU)."""
         return batch_entries(self.device, 64 * 16 * self.n_samples, 4096)
 
     def __init__(self, sequence: FISPSequence, parameterization: Parameterization,
-                 device: torch.device | str = "cpu", dtype: torch.dtype = torch.complex128) -> None:
+                 device: torch.device | str = "cpu", dtype: torch.dtype = torch.complex128,
+                 kernel: str = "auto") -> None:
         if parameterization.name != "fisp":
             raise ValueError(f"MRF-FISP sequences use the fisp parameterization (T1, T2, B1), not {parameterization.name}")
         self.sequence = sequence
         self.parameterization = parameterization
         self.device = torch.device(device)
         self.dtype = dtype
+        self.kernel = kernel_choice(kernel, KERNEL_ENV)
 
     @property
     def n_samples(self) -> int:
@@ -91,12 +106,22 @@ class FISPModel:
         v = {n: torch.as_tensor(values[n], dtype=real, device=self.device).reshape(-1)
              for n in self.parameterization.names}
         v = {k: x.clone() for k, x in zip(v, torch.broadcast_tensors(*v.values()))}  # no expanded views (jvp)
+        if takes_numba(self.kernel, self.device, v):
+            return self._numba(v, wrt)
         signal = self._signal(v)
         if not wrt:
             return signal, signal.new_zeros(*signal.shape, 0)
         directions = {k: torch.stack([torch.full_like(x, float(k == w)) for w in wrt]) for k, x in v.items()}
         tangents = torch.func.vmap(lambda d: torch.func.jvp(self._signal, (v,), (d,))[1])(directions)
         return signal, tangents.permute(1, 2, 0)
+
+    def _numba(self, v: Mapping[str, torch.Tensor], wrt: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """``simulate`` through the fused kernel (signal i times the kernel's real output)."""
+        T1, T2, B1 = (v[n].detach().cpu().numpy() for n in fisp_kernel.TANGENTS)
+        s, jac = fisp_kernel.fingerprints(T1, T2, B1, self.sequence, self.sequence.epg_states, bool(wrt),
+                                          torch.get_num_threads())
+        jac = np.ascontiguousarray(jac[..., [fisp_kernel.TANGENTS.index(w) for w in wrt]])
+        return tuple(torch.from_numpy(1j * x).to(device=self.device, dtype=self.dtype) for x in (s, jac))
 
     def signal(self, values: Mapping[str, object]) -> torch.Tensor:
         return self.simulate(values)[0]

@@ -12,7 +12,6 @@ numba kernel (crbnet.models.qmt_kernel) computes the same signal and Jacobian, s
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import NamedTuple
 
@@ -20,13 +19,12 @@ import numpy as np
 import torch
 
 from crbnet.linalg import assemble, dcumprod, dexpm, dmm, dsolve, expm2
-from crbnet.models import qmt_kernel
+from crbnet.models import kernel_choice, qmt_kernel, takes_numba
 from crbnet.parameters import CANONICAL, Parameterization
 from crbnet.runtime import batch_entries
 from crbnet.saturation import r2sl
 from crbnet.sequences import Pattern, QMTSequence
 
-KERNELS = ("auto", "numba", "torch")
 KERNEL_ENV = "CRBNET_QMT_KERNEL"
 _REDUCED = [0, 1, 2, 4, 5]  # drop xs
 _RZ_PI = torch.tensor([-1.0, -1.0, 1.0, 1.0, 1.0], dtype=torch.float64)
@@ -146,15 +144,6 @@ def _pattern_signal(pattern: _PatternBlocks, values: Mapping[str, torch.Tensor],
     return states[..., :2, 0]
 
 
-def _kernel_choice(kernel: str) -> str:
-    """The constructor's kernel, else $CRBNET_QMT_KERNEL, else auto; a ValueError names the allowed values."""
-    env = os.environ.get(KERNEL_ENV) or "auto"
-    for source, name in (("kernel", kernel), (KERNEL_ENV, env)):
-        if name not in KERNELS:
-            raise ValueError(f"{source}={name!r} is not a qMT kernel; choose one of {', '.join(KERNELS)}")
-    return kernel if kernel != "auto" else env
-
-
 def _canonical_directions(parameterization: Parameterization, values: Mapping[str, torch.Tensor],
                           wrt: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     """Canonical parameters (B, 8) and the derivative directions d canonical / d wrt_k (B, K, 8), float64 numpy."""
@@ -192,7 +181,7 @@ class QMTModel:
         self.sequence = sequence
         self.parameterization = parameterization
         self.device = torch.device(device)
-        self.kernel = _kernel_choice(kernel)
+        self.kernel = kernel_choice(kernel, KERNEL_ENV)
         self._patterns = [_pattern_blocks(p, sequence.TR, self.device) for p in sequence.patterns]
         self._pulses = qmt_kernel.pulses(sequence)
 
@@ -217,11 +206,7 @@ class QMTModel:
 
     def uses_numba(self, values: Mapping[str, torch.Tensor]) -> bool:
         """Whether ``simulate`` takes the numba kernel for these (tensor) values (see the class docstring)."""
-        grad = any(v.requires_grad for v in values.values())
-        if self.kernel == "numba" and grad:
-            raise ValueError("the numba qMT kernel cannot be differentiated with autograd (an input requires grad); "
-                             "use kernel='torch' or 'auto'")
-        return self.kernel == "numba" or (self.kernel == "auto" and self.device.type == "cpu" and not grad)
+        return takes_numba(self.kernel, self.device, values)
 
     def simulate(self, values: Mapping[str, object], wrt: Sequence[str] = ()) -> tuple[torch.Tensor, torch.Tensor]:
         """Signal at M0 = 1, (B, Ns) complex128, and its derivatives w.r.t. ``wrt``, (B, Ns, len(wrt)).
