@@ -4,8 +4,8 @@ Reads ``config/zhang2022.yaml`` (published control, the paper's prior, 92,160 + 
 what its ``simulate_dataset`` and ``basis`` jobs run: the basis draw (signals only), the SVD basis, then the three
 splits with their coefficients and the unit CRBs of fingerprint and coefficients (``crbnet.simulation.write_dataset``,
 the model as the workflow builds it: numba on a CPU), into a temporary directory. ``--fraction`` scales every split
-for a quicker run; the simulation minutes are then extrapolated linearly in the number of fingerprints (said in the
-output), the SVD's added once.
+for a quicker run; the minutes are then extrapolated linearly in the number of fingerprints (said in the output;
+slightly pessimistic, as the eigendecomposition of the SVD basis does not grow with them).
 The last line reads ``paper_data_min=<m> peak_rss_gb=<g>``.
 """
 
@@ -63,7 +63,7 @@ def main() -> None:
                 print(f"SVD basis in {svd:.1f} s", flush=True)
             else:
                 total += spec["n"]
-    minutes = (simulated / args.fraction + svd) / 60  # the SVD's cost does not grow with the fingerprints
+    minutes = (simulated + svd) / args.fraction / 60  # conservative: the Gram matrix grows with n, its eigh does not
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     label = "measured" if args.fraction == 1 else f"extrapolated from {args.fraction:g} of the fingerprints"
     print(f"{total} fingerprints with coefficient CRBs ({label}); peak RSS of this run")
