@@ -27,7 +27,7 @@ def test_lint():
 
 def test_python_lint():
     """ruff (pinned in the test extra, settings in pyproject.toml) on the package, scripts, benchmarks and tests."""
-    run = subprocess.run([sys.executable, "-m", "ruff", "check", "workflow", "benchmarks", "tests"], cwd=ROOT,
+    run = subprocess.run([sys.executable, "-m", "ruff", "check", "workflow", "benchmarks", "envs", "tests"], cwd=ROOT,
                          capture_output=True, text=True)
     assert run.returncode == 0, run.stdout + run.stderr
 
