@@ -40,7 +40,7 @@ class NLLSEstimator:
         bounds = {k: (p.lower, p.upper) for k, p in space.priors.items()}
         self.lower, self.upper = (torch.tensor([bounds.get(k, (-np.inf, np.inf))[i] for k in self.fit],
                                                dtype=torch.float64, device=model.device) for i in (0, 1))
-        self._U = torch.as_tensor(basis.U, dtype=torch.complex128, device=model.device)
+        self._U_conj = torch.as_tensor(basis.U, dtype=torch.complex128, device=model.device).conj().resolve_conj()
 
     def start(self, data: np.ndarray) -> dict[str, np.ndarray]:
         """Starting values of every parameter for voxel data (n, r): ``init``'s estimates where it has them, else
@@ -59,8 +59,8 @@ class NLLSEstimator:
         """Model coefficients c (b, r) at M0 = 1 and their derivatives (b, r, P) w.r.t. the fitted parameters."""
         v = values | {k: theta[:, i] for i, k in enumerate(self.fit)}
         s, j = self.model.simulate(v, self.fit if jacobian else ())
-        c = s.to(torch.complex128) @ self._U.conj()
-        d = torch.einsum("bnp,nr->brp", j.to(torch.complex128), self._U.conj()) if jacobian else None
+        c = s.to(torch.complex128) @ self._U_conj
+        d = (j.to(torch.complex128).mT @ self._U_conj).mT if jacobian else None
         return c, d
 
     @staticmethod

@@ -146,15 +146,16 @@ def _pattern_signal(pattern: _PatternBlocks, values: Mapping[str, torch.Tensor],
 
 def _canonical_directions(parameterization: Parameterization, values: Mapping[str, torch.Tensor],
                           wrt: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Canonical parameters (B, 8) and the derivative directions d canonical / d wrt_k (B, K, 8), float64 numpy."""
+    """Canonical parameters (B, 8) and the derivative directions d canonical / d wrt_k (B, K, 8), float64 numpy
+    (one vmapped forward-mode pass over the K unit tangents)."""
     canonical = parameterization.to_canonical(values)
-    columns = []
-    for w in wrt:
-        tangent = {k: torch.ones_like(x) if k == w else torch.zeros_like(x) for k, x in values.items()}
-        _, d = torch.func.jvp(parameterization.to_canonical, (dict(values),), (tangent,))
-        columns.append(torch.stack([d[n] for n in CANONICAL], -1))
     c = torch.stack([canonical[n] for n in CANONICAL], -1)
-    directions = torch.stack(columns, 1) if columns else c.new_zeros(c.shape[0], 0, len(CANONICAL))
+    if not wrt:
+        return c.detach().cpu().numpy(), np.zeros((c.shape[0], 0, len(CANONICAL)))
+    tangents = {k: torch.stack([torch.ones_like(x) if k == w else torch.zeros_like(x) for w in wrt])
+                for k, x in values.items()}
+    d = torch.func.vmap(lambda t: torch.func.jvp(parameterization.to_canonical, (dict(values),), (t,))[1])(tangents)
+    directions = torch.stack([d[n] for n in CANONICAL], -1).transpose(0, 1)  # (K, B, 8) -> (B, K, 8)
     return c.detach().cpu().numpy(), directions.detach().cpu().numpy()
 
 
