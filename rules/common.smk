@@ -341,10 +341,12 @@ def train_fingerprints(exp, loss):
 
 
 def optimizer_steps(exp, loss):
-    """Optimizer steps of a network: epochs times batches per epoch (per-loss settings over shared ones)."""
+    """Optimizer steps of a network: epochs times batches per epoch (per-loss settings over shared ones), plus those
+    of the network it was warm-started from."""
     training = exp["training"]
     epochs, batch = (training["losses"][loss].get(k, training[k]) for k in ("epochs", "batch_size"))
-    return epochs * -(-train_fingerprints(exp, loss) // batch)
+    warm = training["losses"][loss].get("warm_start")
+    return epochs * -(-train_fingerprints(exp, loss) // batch) + (optimizer_steps(exp, warm) if warm else 0)
 
 
 def learning_curve_runs(wildcards):
