@@ -11,6 +11,7 @@ with derivatives; clustered search).
 
 from __future__ import annotations
 
+import dataclasses
 import argparse
 import time
 from pathlib import Path
@@ -65,7 +66,7 @@ def main() -> None:
     parser.add_argument("--jacobian-batch", type=int, default=256, help="fingerprints of the Jacobian comparison")
     args = parser.parse_args()
     seq = load_sequence(ROOT / "config" / "sequences" / "mrf_fisp_default.yaml")
-    seq = FISPSequence(seq.flip_angle, seq.TR, seq.TE, seq.TI, seq.inversion_efficiency, epg_states=20)
+    seq = dataclasses.replace(seq, epg_states=20)
     rng = np.random.default_rng(0)
 
     T1, T2 = (torch.as_tensor(rng.uniform(lo, hi, args.batch)) for lo, hi in ((0.3, 3.0), (0.02, 0.3)))

@@ -3,13 +3,13 @@ isochromat simulation."""
 
 from __future__ import annotations
 
+import dataclasses
 import numpy as np
 import pytest
 import torch
 
 from crbnet.models.fisp import KERNEL_ENV, FISPModel
 from crbnet.parameters import PARAMETERIZATIONS
-from crbnet.sequences import FISPSequence
 from test_fisp import _short, isochromats
 
 FISP = PARAMETERIZATIONS["fisp"]
@@ -26,8 +26,7 @@ def _relative(a: torch.Tensor, b: torch.Tensor) -> float:
 
 @pytest.mark.parametrize("n, states, batch", [(40, 41, 7), (120, 12, 1), (60, 5, 13)])
 def test_numba_equals_torch_signal_and_jacobian(n, states, batch):
-    seq = _short(n, seed=n)
-    seq = FISPSequence(seq.flip_angle, seq.TR, seq.TE, seq.TI, seq.inversion_efficiency, epg_states=states)
+    seq = dataclasses.replace(_short(n, seed=n), epg_states=states)
     values = _values(batch, seed=batch)
     for wrt in (("T1", "T2", "B1"), ("B1", "T1"), ("T2",)):
         s_ref, jac_ref = FISPModel(seq, FISP, kernel="torch").simulate(values, wrt)
