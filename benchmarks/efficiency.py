@@ -19,9 +19,9 @@ import torch
 import yaml
 
 from crbnet.basis import dataset_basis
-from crbnet.data import load_examples
+from crbnet.datasets import load_examples
 from crbnet.evaluation import monte_carlo, summarize
-from crbnet.models.qmt import QMTModel
+from crbnet.signals.qmt import QMTSignalModel
 from crbnet.parameters import ParameterSpace
 from crbnet.runtime import bf16_native, pick_device
 from crbnet.sequences import load_sequence
@@ -55,17 +55,17 @@ def main() -> None:
 
     experiment = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["experiments"]["default"]
     space = ParameterSpace.from_config(experiment["parameter_space"])
-    model = QMTModel(load_sequence(ROOT / experiment["sequence"]), space.parameterization, device)
-    prefix = args.workdir / model.sequence.sha256[:12]
+    signal_model = QMTSignalModel(load_sequence(ROOT / experiment["sequence"]), space.parameterization, device)
+    prefix = args.workdir / signal_model.sequence.sha256[:12]
     basis_set = Path(f"{prefix}_basis_{args.n_train}.h5")
     if not basis_set.exists():  # the training draw without Jacobians: cheap, enough for the SVD
-        write_dataset(basis_set, model, space.sample(args.n_train, 1), progress=True, crb=False)
+        write_dataset(basis_set, signal_model, space.sample(args.n_train, 1), progress=True, crb=False)
     basis = dataset_basis(basis_set, args.rank)
     paths = {}
     for split, n, seed in (("train", args.n_train, 1), ("val", args.n_val, 2), ("test", args.n_test, 3)):
         paths[split] = Path(f"{prefix}_{split}_{n}_seed{seed}_rank{args.rank}.h5")
         if not paths[split].exists():
-            write_dataset(paths[split], model, space.sample(n, seed), progress=True, store_signals=False, basis=basis)
+            write_dataset(paths[split], signal_model, space.sample(n, seed), progress=True, store_signals=False, basis=basis)
     print(f"datasets ready after {time.perf_counter() - tic:.0f} s")
     sets = {k: load_examples(p, basis, ESTIMATE) for k, p in paths.items()}
     ratio = np.median(sets["test"].crb.numpy() / _fingerprint_crb(paths["test"]), axis=0)

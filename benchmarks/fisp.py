@@ -21,7 +21,7 @@ import torch
 
 from crbnet.basis import svd_basis
 from crbnet.matching import Dictionary
-from crbnet.models.fisp import FISPModel, epg_fisp
+from crbnet.signals.fisp import FISPSignalModel, epg_fisp
 from crbnet.parameters import PARAMETERIZATIONS
 from crbnet.runtime import cpu_description
 from crbnet.sequences import FISPSequence, load_sequence
@@ -43,7 +43,7 @@ def seconds(run, repeats: int = 3) -> float:
 
 def jacobian_seconds(seq: FISPSequence, values: dict[str, np.ndarray]) -> dict[str, float]:
     """Seconds for signal + T1/T2/B1 Jacobian of a batch: numba kernel, our torch path and torchsim (if installed)."""
-    out = {k: seconds(lambda k=k: FISPModel(seq, PARAMETERIZATIONS["fisp"], kernel=k).simulate(values, WRT), 1)
+    out = {k: seconds(lambda k=k: FISPSignalModel(seq, PARAMETERIZATIONS["fisp"], kernel=k).simulate(values, WRT), 1)
            for k in ("numba", "torch")}
     try:
         from torchsim import mrf_sim
@@ -73,7 +73,7 @@ def main() -> None:
     B1 = torch.ones(args.batch)
     fp_tr = args.batch * seq.n_samples
     torch_rate = fp_tr / seconds(lambda: epg_fisp(T1, T2, B1, seq, 20, torch.complex64))
-    numba = FISPModel(seq, PARAMETERIZATIONS["fisp"], kernel="numba")
+    numba = FISPSignalModel(seq, PARAMETERIZATIONS["fisp"], kernel="numba")
     epg_rate = fp_tr / seconds(lambda: numba.simulate({"T1": T1, "T2": T2, "B1": B1}))
     print(f"EPG signal, fingerprints x TRs per second: torch (complex64) {torch_rate:.3g}, numba {epg_rate:.3g}")
     n = args.jacobian_batch

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from crbnet.fitting import NLLSEstimator
-from crbnet.models.qmt import QMTModel
+from crbnet.signals.qmt import QMTSignalModel
 from crbnet.parameters import PARAMETERIZATIONS, ParameterSpace
 from crbnet.runtime import bf16_native, cpu_description, pick_device
 from crbnet.sequences import load_sequence
@@ -65,8 +65,8 @@ def check(name: str, fn: Callable[[], str | None]) -> None:
 def simulation(device: torch.device) -> str:
     seq = load_sequence(ROOT / "config/sequences/zhang2022_published.yaml")
     values = SPACE.sample(5, seed=0)  # an odd batch
-    s, j = QMTModel(seq, PZ, device).simulate(values, PZ.names)
-    s0, j0 = QMTModel(seq, PZ, "cpu", kernel="torch").simulate(values, PZ.names)
+    s, j = QMTSignalModel(seq, PZ, device).simulate(values, PZ.names)
+    s0, j0 = QMTSignalModel(seq, PZ, "cpu", kernel="torch").simulate(values, PZ.names)
     err_s = float((s.cpu() - s0).abs().max() / s0.abs().max())
     err_j = float(((j.cpu() - j0).abs().amax(dim=(0, 1)) / j0.abs().amax(dim=(0, 1))).max())
     assert err_s <= 1e-9 and err_j <= 1e-9, (err_s, err_j)
@@ -78,13 +78,13 @@ def dataset_chunk(device: torch.device, tmp: Path) -> str:
 
     seq = load_sequence(ROOT / "config/sequences/hybrid_state_default.yaml")
     values = SPACE.sample(24, seed=1)
-    write_dataset(tmp / "basis.h5", QMTModel(seq, PZ, "cpu"), values, crb=False)
+    write_dataset(tmp / "basis.h5", QMTSignalModel(seq, PZ, "cpu"), values, crb=False)
     basis = dataset_basis(tmp / "basis.h5", 8)
     import h5py
 
     out = {}
     for name, dev in (("device", device), ("cpu", torch.device("cpu"))):
-        write_dataset(tmp / f"{name}.h5", QMTModel(seq, PZ, dev), values, basis=basis)
+        write_dataset(tmp / f"{name}.h5", QMTSignalModel(seq, PZ, dev), values, basis=basis)
         with h5py.File(tmp / f"{name}.h5") as f:
             out[name] = f["coefficients"][()], f["crb_coefficients"][()]
     np.testing.assert_allclose(out["device"][0], out["cpu"][0], rtol=1e-5, atol=1e-7)  # stored as complex64
@@ -154,15 +154,15 @@ def nlls(device: torch.device) -> str:
     from crbnet.basis import svd_basis
 
     seq = load_sequence(ROOT / "config/sequences/hybrid_state_default.yaml")
-    cpu_model = QMTModel(seq, PZ, "cpu")
+    cpu_model = QMTSignalModel(seq, PZ, "cpu")
     truth = SPACE.sample(8, seed=2)
     basis = svd_basis([cpu_model.signal(SPACE.sample(256, seed=3)).numpy()], 13, "smoke")
     rng = np.random.default_rng(0)
     data = basis.project(cpu_model.signal(truth).numpy())
     data = data + 0.005 * (rng.normal(size=data.shape) + 1j * rng.normal(size=data.shape))
     fits, seconds = {}, {}
-    for name, model in (("device", QMTModel(seq, PZ, device)), ("cpu", cpu_model)):
-        est = NLLSEstimator(model, basis, SPACE, ("m0s", "T1", "T2f"), iterations=5)
+    for name, signal_model in (("device", QMTSignalModel(seq, PZ, device)), ("cpu", cpu_model)):
+        est = NLLSEstimator(signal_model, basis, SPACE, ("m0s", "T1", "T2f"), iterations=5)
         tic = time.perf_counter()
         fits[name] = est.predict(data)
         seconds[name] = time.perf_counter() - tic

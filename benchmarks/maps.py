@@ -26,7 +26,7 @@ from crbnet.basis import svd_basis
 from crbnet.estimator import Estimator
 from crbnet.fitting import NLLSEstimator
 from crbnet.matching import MatchingEstimator
-from crbnet.models import model_for
+from crbnet.signals import signal_model_for
 from crbnet.nets import ZHANG_HIDDEN, ResidualMLP
 from crbnet.parameters import ParameterSpace
 from crbnet.phantoms import brain_phantom, coefficient_image
@@ -41,23 +41,23 @@ def experiment(name: str) -> tuple[dict, ParameterSpace, object]:
     """Config block, parameter space and signal model of an experiment of config/config.yaml."""
     cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["experiments"][name]
     space = ParameterSpace.from_config(cfg["parameter_space"])
-    return cfg, space, model_for(load_sequence(ROOT / cfg["sequence"]), space.parameterization)
+    return cfg, space, signal_model_for(load_sequence(ROOT / cfg["sequence"]), space.parameterization)
 
 
-def basis_for(model, space: ParameterSpace, rank: int, n: int = 1024):
+def basis_for(signal_model, space: ParameterSpace, rank: int, n: int = 1024):
     """An SVD basis of n prior draws (signals only)."""
-    return svd_basis([model.signal(space.sample(n, 1)).numpy()], rank, model.sequence.sha256)
+    return svd_basis([signal_model.signal(space.sample(n, 1)).numpy()], rank, signal_model.sequence.sha256)
 
 
-def nlls_seconds(model, basis, space: ParameterSpace, names: tuple[str, ...], voxels: np.ndarray,
+def nlls_seconds(signal_model, basis, space: ParameterSpace, names: tuple[str, ...], voxels: np.ndarray,
                  iterations: int) -> float:
     """Seconds per voxel of NLLS on the model's device (prints the fitted medians)."""
-    nlls = NLLSEstimator(model, basis, space, names, iterations=iterations)
+    nlls = NLLSEstimator(signal_model, basis, space, names, iterations=iterations)
     nlls.predict(voxels[:1])  # warm-up
     tic = time.perf_counter()
     fitted = nlls.predict(voxels)
     seconds = (time.perf_counter() - tic) / len(voxels)
-    print(f"NLLS on {model.device}: {len(voxels)} white-matter voxels, at most {iterations} iterations, "
+    print(f"NLLS on {signal_model.device}: {len(voxels)} white-matter voxels, at most {iterations} iterations, "
           f"{seconds:.3g} s per voxel; median m0s, T1, T2f {np.round(np.median(fitted, axis=0), 4)} "
           f"(truth 0.212, 0.95, 0.0769)")
     return seconds
@@ -70,11 +70,11 @@ def main() -> None:
     parser.add_argument("--nlls-iterations", type=int, default=20)
     args = parser.parse_args()
 
-    cfg, space, model = experiment("default")
-    basis = basis_for(model, space, cfg["basis"]["rank"])
+    cfg, space, signal_model = experiment("default")
+    basis = basis_for(signal_model, space, cfg["basis"]["rank"])
     tic = time.perf_counter()
     phantom = brain_phantom(cfg["phantoms"]["brain"]["tissues"], space.parameterization, axial_slice=None)
-    image = coefficient_image(phantom, model, basis, snr=50, seed=0)
+    image = coefficient_image(phantom, signal_model, basis, snr=50, seed=0)
     data = image[phantom.mask]
     print(f"brain volume {phantom.labels.shape}: {len(data)} voxels, phantom and coefficients in "
           f"{time.perf_counter() - tic:.1f} s")
@@ -92,19 +92,19 @@ def main() -> None:
 
     wm = [k for k, v in phantom.tissues.items() if v == "white_matter"][0]
     white = image[phantom.labels == wm]
-    nlls_s = nlls_seconds(model, basis, space, names, white[: args.nlls_voxels], args.nlls_iterations)
+    nlls_s = nlls_seconds(signal_model, basis, space, names, white[: args.nlls_voxels], args.nlls_iterations)
     gpu = ""
     if torch.cuda.is_available():  # the same fit on the GPU, with as many voxels as it takes at once
-        cuda = model_for(model.sequence, space.parameterization, "cuda")
+        cuda = signal_model_for(signal_model.sequence, space.parameterization, "cuda")
         n = cuda.chunk_entries // (1 + len(cuda.parameterization.names))
         gpu = f" nlls_gpu_speedup={nlls_s / nlls_seconds(cuda, basis, space, names, white[:n], args.nlls_iterations):.3g}"
 
-    cfg, space, model = experiment("mrf_fisp")
-    basis = basis_for(model, space, cfg["basis"]["rank"])
-    dm = MatchingEstimator.from_grid(model, basis, space, grid_axes(*cfg["dictionary"]["axes"]),
+    cfg, space, signal_model = experiment("mrf_fisp")
+    basis = basis_for(signal_model, space, cfg["basis"]["rank"])
+    dm = MatchingEstimator.from_grid(signal_model, basis, space, grid_axes(*cfg["dictionary"]["axes"]),
                                      tuple(cfg["training"]["estimate"]))
     phantom = brain_phantom(cfg["phantoms"]["brain"]["tissues"], space.parameterization, axial_slice=args.slice)
-    data = coefficient_image(phantom, model, basis, snr=30, seed=0)[phantom.mask]
+    data = coefficient_image(phantom, signal_model, basis, snr=30, seed=0)[phantom.mask]
     dm.predict(data[:1000])
     tic = time.perf_counter()
     dm.predict(data)

@@ -3,7 +3,7 @@
 Reads ``config/zhang2022.yaml`` (published control, the paper's prior, 92,160 + 10,240 + 9,056 fingerprints) and runs
 what its ``simulate_dataset`` and ``basis`` jobs run: the basis draw (signals only), the SVD basis, then the three
 splits with their coefficients and the unit CRBs of fingerprint and coefficients (``crbnet.simulation.write_dataset``,
-the model as the workflow builds it: numba on a CPU), into a temporary directory. ``--fraction`` scales every split
+the signal model as the workflow builds it: numba on a CPU), into a temporary directory. ``--fraction`` scales every split
 for a quicker run; the minutes are then extrapolated linearly in the number of fingerprints (said in the output;
 slightly pessimistic, as the eigendecomposition of the SVD basis does not grow with them).
 The last line reads ``paper_data_min=<m> peak_rss_gb=<g>``.
@@ -21,7 +21,7 @@ import torch
 import yaml
 
 from crbnet.basis import dataset_basis
-from crbnet.models import model_for
+from crbnet.signals import signal_model_for
 from crbnet.parameters import ParameterSpace
 from crbnet.runtime import cpu_description
 from crbnet.sequences import load_sequence
@@ -40,7 +40,7 @@ def main() -> None:
         parser.error("--fraction must lie in (0, 1]")
     exp = yaml.safe_load(args.config.read_text())["experiments"][args.experiment]
     space = ParameterSpace.from_config(exp["parameter_space"])
-    model = model_for(load_sequence(ROOT / exp["sequence"]), space.parameterization, "cpu")
+    signal_model = signal_model_for(load_sequence(ROOT / exp["sequence"]), space.parameterization, "cpu")
     print(f"cpu={cpu_description()} threads={torch.get_num_threads()} fraction={args.fraction}", flush=True)
     simulated, svd, total = 0.0, 0.0, 0
     with tempfile.TemporaryDirectory() as tmp:
@@ -51,7 +51,7 @@ def main() -> None:
             spec["n"] = max(1, round(spec["n"] * args.fraction))
             start = time.perf_counter()
             path = Path(tmp) / f"{name}.h5"
-            write_dataset(path, model, dataset_values(space, spec), store_signals=name == "basis",
+            write_dataset(path, signal_model, dataset_values(space, spec), store_signals=name == "basis",
                           crb=spec.get("crb", True), basis=basis)
             seconds = time.perf_counter() - start
             simulated += seconds

@@ -1,6 +1,6 @@
-"""Signal and Jacobian throughput of the qMT model on the default sequence.
+"""Signal and Jacobian throughput of the qMT signal model on the default sequence.
 
-Times the model as ``QMTModel`` picks its kernel (numba on a CPU, torch on a GPU), the torch path, and the plain
+Times the signal model as ``QMTSignalModel`` picks its kernel (numba on a CPU, torch on a GPU), the torch path, and the plain
 route (``torch.linalg.matrix_exp`` per pulse, forward-mode AD with ``torch.func.jacfwd``) on 2 fingerprints; prints
 the numba kernel's first-call time (compilation or on-disk cache) and optionally the peak resident memory of
 simulating ``--n-memory`` fingerprints in chunks. The last line reads ``signal_ms_per_fp=<x> jacobian_ms_per_fp=<y>
@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from crbnet.models import qmt_kernel
-from crbnet.models.qmt import QMTModel
+from crbnet.signals import qmt_kernel
+from crbnet.signals.qmt import QMTSignalModel
 from crbnet.parameters import CANONICAL, PARAMETERIZATIONS, ParameterSpace
 from crbnet.runtime import pick_device
 from crbnet.saturation import r2sl
@@ -115,25 +115,25 @@ def main() -> None:
     device = pick_device("auto")
     pz = PARAMETERIZATIONS["canonical"]
     sequence = load_sequence(ROOT / "config/sequences/hybrid_state_default.yaml")
-    model = QMTModel(sequence, pz, device)
+    signal_model = QMTSignalModel(sequence, pz, device)
     space = ParameterSpace.from_config(SPACE)
     values = space.sample(args.batch, seed=0)
     small = {k: v[: args.jacobian_batch] for k, v in values.items()}
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    kernel = "numba" if model.uses_numba({k: torch.as_tensor(v) for k, v in small.items()}) else "torch"
+    kernel = "numba" if signal_model.uses_numba({k: torch.as_tensor(v) for k, v in small.items()}) else "torch"
     print(f"device={device} threads={torch.get_num_threads()} kernel={kernel} batch={args.batch} "
           f"jacobian_batch={args.jacobian_batch}")
     if kernel == "numba":
         start = time.perf_counter()
-        model.simulate({k: v[:1] for k, v in values.items()}, pz.names)
+        signal_model.simulate({k: v[:1] for k, v in values.items()}, pz.names)
         stats = qmt_kernel.simulate.stats
         print(f"numba first call {time.perf_counter() - start:.1f} s "
               f"({'on-disk cache' if sum(stats.cache_hits.values()) else 'compiled'}, cache {stats.cache_path})")
-    signal_s = _time(lambda: (model.signal(values), sync()))
-    jacobian_s = _time(lambda: (model.simulate(small, pz.names), sync()), repeats=1)
+    signal_s = _time(lambda: (signal_model.signal(values), sync()))
+    jacobian_s = _time(lambda: (signal_model.simulate(small, pz.names), sync()), repeats=1)
     signal_ms, jacobian_ms = signal_s / args.batch * 1e3, jacobian_s / args.jacobian_batch * 1e3
     if kernel == "numba":
-        reference = QMTModel(sequence, pz, device, kernel="torch")
+        reference = QMTSignalModel(sequence, pz, device, kernel="torch")
         few = {k: v[: args.torch_batch] for k, v in values.items()}
         torch_signal = _time(lambda: reference.signal(few), repeats=1) / args.torch_batch * 1e3
         torch_jacobian = _time(lambda: reference.simulate(few, pz.names), repeats=1) / args.torch_batch * 1e3
@@ -143,14 +143,14 @@ def main() -> None:
     start = time.perf_counter()
     plain_s, plain_jac = _plain_jacobian(two, sequence)
     plain_ms = (time.perf_counter() - start) / 2 * 1e3
-    s, jac = model.simulate(two, pz.names)
+    s, jac = signal_model.simulate(two, pz.names)
     scale = np.abs(plain_jac).max(axis=1, keepdims=True)
     agreement = (np.abs(jac.cpu().numpy() - plain_jac) / scale).max()
     print(f"plain route (matrix_exp + jacfwd, 2 fingerprints): {plain_ms:.0f} ms per fingerprint; "
-          f"largest Jacobian difference to the model {agreement:.1e} of each column's largest entry")
+          f"largest Jacobian difference to the signal model {agreement:.1e} of each column's largest entry")
     if args.n_memory:
         start = time.perf_counter()
-        for _ in chunks(model, space.sample(args.n_memory, seed=1), ()):
+        for _ in chunks(signal_model, space.sample(args.n_memory, seed=1), ()):
             pass
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"simulated {args.n_memory} fingerprints in {time.perf_counter() - start:.1f} s, peak RSS {peak_mb:.0f} MB")

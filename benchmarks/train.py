@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from crbnet.basis import svd_basis
-from crbnet.data import FingerprintSet, NoiseModel
+from crbnet.datasets import FingerprintSet, NoiseModel
 from crbnet.runtime import bf16_native, cpu_description, pick_device
 from crbnet.training import TrainConfig, _epoch, build_estimator
 

@@ -54,7 +54,7 @@ def toy_examples(n: int = 512, seed: int = 0, rank: int = 4, n_samples: int = 32
     its SVD basis and FingerprintSet (unit CRBs from the analytic Jacobian, M0 a nuisance)."""
     from crbnet.basis import svd_basis
     from crbnet.crb import unit_crb
-    from crbnet.data import FingerprintSet
+    from crbnet.datasets import FingerprintSet
 
     rng = np.random.default_rng(seed)
     p = np.stack([rng.uniform(10.0, 40.0, n), rng.uniform(-20.0, 20.0, n)], axis=1)

@@ -1,4 +1,4 @@
-"""Independent reference for the qMT model: full 6-state matrices, one matrix exponential per step, the
+"""Independent reference for the qMT signal model: full 6-state matrices, one matrix exponential per step, the
 free precession and the crushed pulse as plain 6x6 matrices, and the steady cycle from the full 6x6 product."""
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ import pytest
 
 from conftest import DEFAULT_SEQUENCE
 from crbnet.cli import main
-from crbnet.models.qmt import QMTModel
+from crbnet.signals.qmt import QMTSignalModel
 from crbnet.parameters import PARAMETERIZATIONS
 from crbnet.sequences import load_sequence
 
@@ -21,7 +21,7 @@ def test_simulate_writes_signal_and_derivatives(tmp_path):
     table = pd.read_csv(out)
     assert list(table.columns) == ["re", "im", "d_T1_re", "d_T1_im", "d_B1_re", "d_B1_im"] and len(table) == 1142
     pz = PARAMETERIZATIONS["apparent_t1"]
-    signal = QMTModel(load_sequence(DEFAULT_SEQUENCE), pz).signal(pz.complete({"T1": 1.0, "T2f": 0.08}))[0]
+    signal = QMTSignalModel(load_sequence(DEFAULT_SEQUENCE), pz).signal(pz.complete({"T1": 1.0, "T2f": 0.08}))[0]
     np.testing.assert_allclose(table["re"], signal.real.numpy(), rtol=1e-8, atol=1e-12)
 
 

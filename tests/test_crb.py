@@ -4,7 +4,7 @@ import torch
 
 from conftest import CANONICAL_CASES, DEFAULT_SEQUENCE, REFERENCE, short_sequence
 from crbnet.crb import crb_from_fisher, fisher, scale_crb, unit_crb
-from crbnet.models.qmt import QMTModel
+from crbnet.signals.qmt import QMTSignalModel
 from crbnet.parameters import GREY_MATTER, PARAMETERIZATIONS, WHITE_MATTER
 from crbnet.sequences import load_sequence, sequence_from_dict
 
@@ -35,8 +35,8 @@ def test_linear_toy_model_closed_form():
 
 
 def test_scaling_with_sigma_and_m0():
-    model = QMTModel(short_sequence(30), CANONICAL)
-    signal, jac = model.simulate(CANONICAL_CASES[0], CANONICAL.names)
+    signal_model = QMTSignalModel(short_sequence(30), CANONICAL)
+    signal, jac = signal_model.simulate(CANONICAL_CASES[0], CANONICAL.names)
     M0, sigma = 0.3 + 0.4j, 0.02
     # Fisher matrix built directly at M0 and sigma: columns s, i s, M0 ds/dtheta over sigma
     cols = torch.cat([signal[..., None], 1j * signal[..., None], M0 * jac], dim=-1) / sigma
@@ -51,8 +51,8 @@ def test_singular_fisher_gives_inf():
 
 
 def test_compressed_crb_bounds():
-    model = QMTModel(short_sequence(24), CANONICAL)
-    signal, jac = model.simulate(CANONICAL_CASES[1], ["m0s", "R1f", "R2f"])
+    signal_model = QMTSignalModel(short_sequence(24), CANONICAL)
+    signal, jac = signal_model.simulate(CANONICAL_CASES[1], ["m0s", "R1f", "R2f"])
     full = unit_crb(signal, jac)
     q, _ = torch.linalg.qr(torch.randn(24, 24, dtype=torch.complex128))
     np.testing.assert_allclose(unit_crb(signal, jac, basis=q).numpy(), full.numpy(), rtol=1e-9)
@@ -61,8 +61,8 @@ def test_compressed_crb_bounds():
 
 @pytest.mark.parametrize("tissue", [WHITE_MATTER, GREY_MATTER], ids=["WM", "GM"])
 def test_default_sequence_encodes_all_eight_parameters(tissue):
-    model = QMTModel(load_sequence(DEFAULT_SEQUENCE), CANONICAL)
-    crb = unit_crb(*model.simulate(tissue, CANONICAL.names))
+    signal_model = QMTSignalModel(load_sequence(DEFAULT_SEQUENCE), CANONICAL)
+    crb = unit_crb(*signal_model.simulate(tissue, CANONICAL.names))
     assert torch.all(torch.isfinite(crb)) and torch.all(crb > 0)
 
 
@@ -72,7 +72,7 @@ def test_default_sequence_encodes_all_eight_parameters(tissue):
 def test_published_controls_load_and_give_finite_crbs(name, n_samples):
     seq = sequence_from_dict({"kind": "hybrid_state_qmt", "TR": 3.5e-3, "patterns": [{"file": name}]}, base=REFERENCE)
     assert seq.n_samples == n_samples and all(p.crushed[0] for p in seq.patterns)
-    crb = unit_crb(*QMTModel(seq, CANONICAL).simulate(WHITE_MATTER, CANONICAL.names))
+    crb = unit_crb(*QMTSignalModel(seq, CANONICAL).simulate(WHITE_MATTER, CANONICAL.names))
     assert torch.all(torch.isfinite(crb))
 
 
@@ -123,10 +123,10 @@ def test_qmt_unidentifiable_nuisance_parameters(case, hidden):
     # m0s = 0: no semi-solid pool, so Rx and T2s do nothing; Rx = 0: the pools do not exchange, the free signal
     # scales with 1 - m0s like M0 and T2s does nothing. The rest keep the CRB of the model without those parameters.
     pz = PARAMETERIZATIONS["apparent_t1"]
-    model = QMTModel(short_sequence(60), pz)
+    signal_model = QMTSignalModel(short_sequence(60), pz)
     values = pz.complete({"T1": 1.2, "T2f": 0.07, "omega0": 150.0, "B1": 0.9, **case})
-    crb = unit_crb(*model.simulate(values, ESTIMATED))[0]
+    crb = unit_crb(*signal_model.simulate(values, ESTIMATED))[0]
     kept = [n for n in ESTIMATED if n not in hidden]
-    reference = unit_crb(*model.simulate(values, kept))[0]
+    reference = unit_crb(*signal_model.simulate(values, kept))[0]
     assert all(torch.isinf(crb[ESTIMATED.index(n)]) for n in hidden)
     np.testing.assert_allclose(crb[[ESTIMATED.index(n) for n in kept]].numpy(), reference.numpy(), rtol=1e-6)

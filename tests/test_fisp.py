@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from conftest import REFERENCE, ROOT
-from crbnet.models.fisp import FISPModel, epg_fisp
+from crbnet.signals.fisp import FISPSignalModel, epg_fisp
 from crbnet.parameters import PARAMETERIZATIONS
 from crbnet.sequences import FISPSequence, SequenceError, load_sequence, sequence_from_dict
 
@@ -65,12 +65,12 @@ def test_state_count_convergence():
 
 
 def test_jacobian_matches_central_differences():
-    model = FISPModel(_short(40, seed=1), FISP)
+    signal_model = FISPSignalModel(_short(40, seed=1), FISP)
     values = {"T1": 0.9, "T2": 0.07, "B1": 0.95}
-    _, jac = model.simulate(values, FISP.names)
+    _, jac = signal_model.simulate(values, FISP.names)
     for k, name in enumerate(FISP.names):
         h = 1e-6 * values[name]
-        up, down = (model.signal({**values, name: values[name] + d}) for d in (h, -h))
+        up, down = (signal_model.signal({**values, name: values[name] + d}) for d in (h, -h))
         np.testing.assert_allclose(jac[0, :, k].numpy(), ((up - down) / (2 * h))[0].numpy(), rtol=1e-6, atol=1e-9)
 
 
@@ -165,22 +165,22 @@ def test_matching_estimator_in_the_monte_carlo_evaluation(tmp_path):
     dictionary predicts the same; grid points that break the space's constraints are left out."""
     from crbnet.basis import svd_basis
     from crbnet.crb import unit_crb
-    from crbnet.data import FingerprintSet
+    from crbnet.datasets import FingerprintSet
     from crbnet.estimator import load_estimator
     from crbnet.evaluation import monte_carlo
     from crbnet.matching import MatchingEstimator
     from crbnet.parameters import ParameterSpace
 
     seq = _short(30, seed=2)
-    model = FISPModel(seq, FISP)
+    signal_model = FISPSignalModel(seq, FISP)
     axes = {"T1": np.geomspace(0.4, 2.0, 6), "T2": np.geomspace(0.03, 0.2, 5)}
     T1, T2 = (m.ravel() for m in np.meshgrid(*axes.values(), indexing="ij"))
-    signal, jac = model.simulate({"T1": T1, "T2": T2, "B1": 1.0}, FISP.names)
+    signal, jac = signal_model.simulate({"T1": T1, "T2": T2, "B1": 1.0}, FISP.names)
     basis = svd_basis([signal.numpy()], 10, seq.sha256)
     space = ParameterSpace.from_config({"parameterization": "fisp", "parameters": {
         "T1": {"dist": "uniform", "lower": 0.1, "upper": 3.0}, "T2": {"dist": "uniform", "lower": 0.01, "upper": 0.5},
         "B1": 1.0}, "constraints": ["T2 <= T1"]})
-    estimator = MatchingEstimator.from_grid(model, basis, space, axes, ("T1", "T2"))
+    estimator = MatchingEstimator.from_grid(signal_model, basis, space, axes, ("T1", "T2"))
     assert estimator.dictionary.names == ("T1", "T2", "B1") and len(estimator.dictionary) == 30
     crb = unit_crb(signal, jac, torch.as_tensor(basis.U))[:, :2]
     examples = FingerprintSet(("T1", "T2"), ("s", "s"), torch.as_tensor(np.stack([T1, T2], 1)),
@@ -197,11 +197,11 @@ def test_matching_estimator_in_the_monte_carlo_evaluation(tmp_path):
 
     with pytest.raises(ValueError, match="no m0s"):
         MatchingEstimator(estimator.dictionary, basis, ("m0s",))
-    short = MatchingEstimator.from_grid(model, basis, space, {"T1": np.array([0.02, 0.05, 1.0]),
+    short = MatchingEstimator.from_grid(signal_model, basis, space, {"T1": np.array([0.02, 0.05, 1.0]),
                                                               "T2": np.array([0.04])}, ("T1", "T2"))
     np.testing.assert_array_equal(short.dictionary.parameters[:, 0], [0.05, 1.0])  # T2 <= T1 keeps two
     with pytest.raises(Exception, match="another sequence"):
-        MatchingEstimator.from_grid(FISPModel(_short(30, seed=3), FISP), basis, space, axes, ("T1",))
+        MatchingEstimator.from_grid(FISPSignalModel(_short(30, seed=3), FISP), basis, space, axes, ("T1",))
 
 
 def test_cli_fit_with_a_dictionary(tmp_path):
@@ -212,13 +212,13 @@ def test_cli_fit_with_a_dictionary(tmp_path):
     from crbnet.parameters import ParameterSpace
 
     seq = _short(30, seed=4)
-    model = FISPModel(seq, FISP)
+    signal_model = FISPSignalModel(seq, FISP)
     space = ParameterSpace.from_config({"parameterization": "fisp", "parameters": {
         "T1": {"dist": "uniform", "lower": 0.1, "upper": 3.0}, "T2": {"dist": "uniform", "lower": 0.01, "upper": 0.5},
         "B1": {"dist": "uniform", "lower": 0.8, "upper": 1.2}}})
     axes = {"T1": np.geomspace(0.3, 2.0, 5), "T2": np.geomspace(0.02, 0.2, 4), "B1": np.array([0.9, 1.1])}
-    signals = model.signal(space.grid(axes)).numpy()
-    estimator = MatchingEstimator.from_grid(model, svd_basis([signals], 8, seq.sha256), space, axes, ("T2", "T1"))
+    signals = signal_model.signal(space.grid(axes)).numpy()
+    estimator = MatchingEstimator.from_grid(signal_model, svd_basis([signals], 8, seq.sha256), space, axes, ("T2", "T1"))
     estimator.save(tmp_path / "dm.h5")
     data = (signals[[3, 17, 30]] * np.array([2.0, 1j, -0.5])[:, None]).astype(np.complex64)  # full fingerprints
     np.save(tmp_path / "data.npy", data)

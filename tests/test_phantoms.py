@@ -12,7 +12,7 @@ from crbnet.basis import svd_basis
 from crbnet.io import read_maps, save_maps, write_nifti_map
 from crbnet.maps import agreement, crb_image, estimate_voxels, paired_table, roi_table
 from crbnet.matching import MatchingEstimator
-from crbnet.models.fisp import FISPModel
+from crbnet.signals.fisp import FISPSignalModel
 from crbnet.parameters import PARAMETERIZATIONS, ParameterSpace
 from crbnet.phantoms import (PhantomError, brain_labels, coefficient_image, load_phantom, save_phantom,
                              smooth_phase, tube_phantom)
@@ -67,22 +67,22 @@ def _fisp_setup():
     rng = np.random.default_rng(0)
     seq = FISPSequence(flip_angle=rng.uniform(0.1, 1.2, 40), TR=rng.uniform(8e-3, 15e-3, 40), TE=2e-3, TI=0.02,
                        inversion_efficiency=0.9, epg_states=41)
-    model = FISPModel(seq, FISP)
+    signal_model = FISPSignalModel(seq, FISP)
     table = {"bath": {"T1": 2.5, "T2": 0.25}} | {f"t{k}": {"T1": 0.6 + 0.3 * k, "T2": 0.03 + 0.02 * k}
                                                   for k in range(6)}
     phantom = tube_phantom(table, FISP, size=24, B1_edge=1.0)
-    signals = model.signal(phantom.values()).numpy()
-    return model, phantom, svd_basis([signals], 10, seq.sha256)
+    signals = signal_model.signal(phantom.values()).numpy()
+    return signal_model, phantom, svd_basis([signals], 10, seq.sha256)
 
 
 def test_coefficient_image_is_the_projected_fingerprint_with_phase_and_noise(tmp_path):
-    model, phantom, basis = _fisp_setup()
-    noiseless = coefficient_image(phantom, model, basis, snr=1e12, seed=3)
-    noisy = coefficient_image(phantom, model, basis, snr=20, seed=3)
+    signal_model, phantom, basis = _fisp_setup()
+    noiseless = coefficient_image(phantom, signal_model, basis, snr=1e12, seed=3)
+    noisy = coefficient_image(phantom, signal_model, basis, snr=20, seed=3)
     assert noisy.shape == (24, 24, 1, 10) and np.all(noisy[~phantom.mask] == 0)
     # independent path: simulate one voxel directly and rotate by the same coil phase
     i, j = np.argwhere(phantom.mask[..., 0])[17]
-    direct = basis.project(model.signal({k: v[i, j] for k, v in phantom.maps.items()}).numpy())[0]
+    direct = basis.project(signal_model.signal({k: v[i, j] for k, v in phantom.maps.items()}).numpy())[0]
     phase = smooth_phase(phantom.labels.shape, 3)[i, j, 0]
     np.testing.assert_allclose(noiseless[i, j, 0], direct * np.exp(1j * phase), rtol=1e-5, atol=1e-7)
     residual = (noisy - noiseless)[phantom.mask]
@@ -94,18 +94,18 @@ def test_coefficient_image_is_the_projected_fingerprint_with_phase_and_noise(tmp
     np.testing.assert_array_equal(image, noisy)
     assert loaded.tissues == phantom.tissues and np.array_equal(loaded.labels, phantom.labels)
     with pytest.raises(PhantomError, match="snr"):
-        coefficient_image(phantom, model, basis, snr=0, seed=3)
+        coefficient_image(phantom, signal_model, basis, snr=0, seed=3)
 
 
 def test_dictionary_maps_recover_the_tubes_and_crb_maps_match_the_crb(tmp_path):
-    model, phantom, basis = _fisp_setup()
+    signal_model, phantom, basis = _fisp_setup()
     space = ParameterSpace.from_config({"parameterization": "fisp", "parameters": {
         "T1": {"dist": "uniform", "lower": 0.3, "upper": 3.0}, "T2": {"dist": "uniform", "lower": 0.02, "upper": 0.3},
         "B1": 1.0}})
     axes = {"T1": np.array([0.6, 0.9, 1.2, 1.5, 1.8, 2.1, 2.5]), "T2": np.array([0.03, 0.05, 0.07, 0.09, 0.11,
                                                                                  0.13, 0.25])}
-    dm = MatchingEstimator.from_grid(model, basis, space, axes, ("T1", "T2"))
-    image = coefficient_image(phantom, model, basis, snr=1e6, seed=1)
+    dm = MatchingEstimator.from_grid(signal_model, basis, space, axes, ("T1", "T2"))
+    image = coefficient_image(phantom, signal_model, basis, snr=1e6, seed=1)
     image[3, 12, 0, 2] = np.nan  # a corrupt voxel inside the bath is left out, not propagated
     assert phantom.mask[3, 12, 0]
     estimates = np.full((*phantom.mask.shape, 2), np.nan)
@@ -114,9 +114,9 @@ def test_dictionary_maps_recover_the_tubes_and_crb_maps_match_the_crb(tmp_path):
     ok = phantom.mask & ~np.isnan(estimates[..., 0])
     np.testing.assert_allclose(estimates[ok][:, 0], phantom.maps["T1"][ok])
     np.testing.assert_allclose(estimates[ok][:, 1], phantom.maps["T2"][ok])
-    sqrt_crb = crb_image(model, basis, estimates, ("T1", "T2"), phantom.mask, {"B1": 1.0}, sigma=0.02)
+    sqrt_crb = crb_image(signal_model, basis, estimates, ("T1", "T2"), phantom.mask, {"B1": 1.0}, sigma=0.02)
     i, j = np.argwhere(ok[..., 0])[5]
-    s, jac = model.simulate({"T1": estimates[i, j, 0, 0], "T2": estimates[i, j, 0, 1], "B1": 1.0}, FISP.names)
+    s, jac = signal_model.simulate({"T1": estimates[i, j, 0, 0], "T2": estimates[i, j, 0, 1], "B1": 1.0}, FISP.names)
     U = torch.as_tensor(basis.U)
     fisher = torch.cat([s[..., None], 1j * s[..., None], jac], -1)[0]
     fisher = (U.conj().T @ fisher)

@@ -11,11 +11,11 @@ from crbnet import provenance
 def package(tmp_path, monkeypatch):
     """A throw-away crbnet package: a imports b (inside a function), b imports nothing, c stands alone."""
     root = tmp_path / "crbnet"
-    (root / "models").mkdir(parents=True)
+    (root / "signals").mkdir(parents=True)
     (root / "__init__.py").write_text("")
-    (root / "a.py").write_text("def f():\n    from crbnet.models import b\n    return b\n")
-    (root / "models" / "__init__.py").write_text("")
-    (root / "models" / "b.py").write_text("import numpy\nX = 1\n")
+    (root / "a.py").write_text("def f():\n    from crbnet.signals import b\n    return b\n")
+    (root / "signals" / "__init__.py").write_text("")
+    (root / "signals" / "b.py").write_text("import numpy\nX = 1\n")
     (root / "c.py").write_text("Y = 2\n")
     monkeypatch.setattr(provenance, "PACKAGE", root)
     script = tmp_path / "rule.py"
@@ -28,7 +28,7 @@ def test_digest_follows_transitive_imports_only(package):
     before = provenance.source_digest(script)
     (root / "c.py").write_text("Y = 3\n")  # not imported: same digest
     assert provenance.source_digest(script) == before
-    (root / "models" / "b.py").write_text("import numpy\nX = 2\n")  # imported through a: new digest
+    (root / "signals" / "b.py").write_text("import numpy\nX = 2\n")  # imported through a: new digest
     changed = provenance.source_digest(script)
     assert changed != before
     shutil.copy(script, script.with_name("copy.py"))  # the digest is of the package, not of the script's name

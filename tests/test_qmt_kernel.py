@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from conftest import CANONICAL_CASES, TR, short_sequence
-from crbnet.models.qmt import KERNEL_ENV, QMTModel
+from crbnet.signals.qmt import KERNEL_ENV, QMTSignalModel
 from crbnet.parameters import PARAMETERIZATIONS
 from crbnet.sequences import QMTSequence
 
@@ -44,8 +44,8 @@ def _two_patterns() -> QMTSequence:
 def test_numba_matches_torch_reference(pz_name, batch, sequence):
     pz = PARAMETERIZATIONS[pz_name]
     values = _batch(pz_name, batch)
-    s, jac = QMTModel(sequence, pz, kernel="numba").simulate(values, pz.names)
-    s_ref, jac_ref = QMTModel(sequence, pz, kernel="torch").simulate(values, pz.names)
+    s, jac = QMTSignalModel(sequence, pz, kernel="numba").simulate(values, pz.names)
+    s_ref, jac_ref = QMTSignalModel(sequence, pz, kernel="torch").simulate(values, pz.names)
     assert s.shape == s_ref.shape == (batch, sequence.n_samples)
     assert jac.shape == jac_ref.shape == (batch, sequence.n_samples, len(pz.names))
     assert _relative_errors(s.numpy()[..., None], s_ref.numpy()[..., None]).max() <= 1e-10
@@ -55,21 +55,21 @@ def test_numba_matches_torch_reference(pz_name, batch, sequence):
 def test_subset_of_parameters_and_signal_only():
     seq, values = short_sequence(20, seed=6), _batch("canonical", 3)
     wrt = ("T2s", "B1", "m0s")
-    s, jac = QMTModel(seq, CANONICAL, kernel="numba").simulate(values, wrt)
-    s_ref, jac_ref = QMTModel(seq, CANONICAL, kernel="torch").simulate(values, wrt)
+    s, jac = QMTSignalModel(seq, CANONICAL, kernel="numba").simulate(values, wrt)
+    s_ref, jac_ref = QMTSignalModel(seq, CANONICAL, kernel="torch").simulate(values, wrt)
     assert _relative_errors(jac.numpy(), jac_ref.numpy()).max() <= 1e-10
-    signal = QMTModel(seq, CANONICAL, kernel="numba").signal(values)
+    signal = QMTSignalModel(seq, CANONICAL, kernel="numba").signal(values)
     assert _relative_errors(signal.numpy()[..., None], s_ref.numpy()[..., None]).max() <= 1e-10
     assert _relative_errors(signal.numpy()[..., None], s.numpy()[..., None]).max() <= 1e-13  # with or without tangents
 
 
 def test_jacobian_matches_its_own_central_differences():
-    model = QMTModel(short_sequence(25, seed=7), APPARENT_T1, kernel="numba")
+    signal_model = QMTSignalModel(short_sequence(25, seed=7), APPARENT_T1, kernel="numba")
     case = CASES["apparent_t1"][0]
-    _, jac = model.simulate(case, APPARENT_T1.names)
+    _, jac = signal_model.simulate(case, APPARENT_T1.names)
     for k, name in enumerate(APPARENT_T1.names):
         h = 1e-6 * max(abs(case[name]), 1.0 if name == "omega0" else 0.0)
-        plus, minus = model.signal({**case, name: case[name] + h}), model.signal({**case, name: case[name] - h})
+        plus, minus = signal_model.signal({**case, name: case[name] + h}), signal_model.signal({**case, name: case[name] - h})
         fd = (plus[0] - minus[0]) / (2 * h)
         err = np.linalg.norm(jac[0, :, k].numpy() - fd.numpy()) / np.linalg.norm(jac[0, :, k].numpy())
         assert err <= 1e-6, f"d/d{name}: relative error {err:.2e}"
@@ -79,32 +79,32 @@ def test_kernel_choice(monkeypatch):
     seq = short_sequence(6)
     monkeypatch.delenv(KERNEL_ENV, raising=False)
     values = {k: torch.tensor(v, dtype=torch.float64) for k, v in CANONICAL_CASES[0].items()}
-    auto = QMTModel(seq, CANONICAL)
+    auto = QMTSignalModel(seq, CANONICAL)
     assert auto.kernel == "auto" and auto.uses_numba(values)
     grad = dict(values, R2f=values["R2f"].clone().requires_grad_())
     assert not auto.uses_numba(grad)  # autograd keeps the torch path
-    assert not QMTModel(seq, CANONICAL, kernel="torch").uses_numba(values)
+    assert not QMTSignalModel(seq, CANONICAL, kernel="torch").uses_numba(values)
     with pytest.raises(ValueError, match="autograd"):
-        QMTModel(seq, CANONICAL, kernel="numba").uses_numba(grad)
+        QMTSignalModel(seq, CANONICAL, kernel="numba").uses_numba(grad)
     monkeypatch.setenv(KERNEL_ENV, "torch")
-    assert not QMTModel(seq, CANONICAL).uses_numba(values)  # the environment replaces auto
-    assert QMTModel(seq, CANONICAL, kernel="numba").uses_numba(values)  # an explicit choice wins
+    assert not QMTSignalModel(seq, CANONICAL).uses_numba(values)  # the environment replaces auto
+    assert QMTSignalModel(seq, CANONICAL, kernel="numba").uses_numba(values)  # an explicit choice wins
     monkeypatch.setenv(KERNEL_ENV, "numba")
-    assert QMTModel(seq, CANONICAL).uses_numba(values)
+    assert QMTSignalModel(seq, CANONICAL).uses_numba(values)
     monkeypatch.setenv(KERNEL_ENV, "fortran")
     with pytest.raises(ValueError, match="auto, numba, torch"):
-        QMTModel(seq, CANONICAL)
+        QMTSignalModel(seq, CANONICAL)
     monkeypatch.delenv(KERNEL_ENV)
     with pytest.raises(ValueError, match="auto, numba, torch"):
-        QMTModel(seq, CANONICAL, kernel="cuda")
+        QMTSignalModel(seq, CANONICAL, kernel="cuda")
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_auto_takes_torch_on_cuda_and_forced_numba_returns_on_the_device():
     seq, values = short_sequence(10), _batch("canonical", 2)
-    cuda = QMTModel(seq, CANONICAL, device="cuda")
+    cuda = QMTSignalModel(seq, CANONICAL, device="cuda")
     assert not cuda.uses_numba({k: torch.as_tensor(v, device="cuda") for k, v in values.items()})
-    s, jac = QMTModel(seq, CANONICAL, device="cuda", kernel="numba").simulate(values, ("m0s",))
+    s, jac = QMTSignalModel(seq, CANONICAL, device="cuda", kernel="numba").simulate(values, ("m0s",))
     s_ref, jac_ref = cuda.simulate(values, ("m0s",))
     assert s.device.type == "cuda"
     assert _relative_errors(jac.cpu().numpy(), jac_ref.cpu().numpy()).max() <= 1e-10

@@ -97,18 +97,18 @@ def test_train_fingerprints_uses_the_first_rows(tmp_path):
 
     from conftest import short_sequence
     from crbnet.basis import Basis, dataset_basis
-    from crbnet.models.qmt import QMTModel
+    from crbnet.signals.qmt import QMTSignalModel
     from crbnet.parameters import PARAMETERIZATIONS
     from crbnet.simulation import write_dataset
     from crbnet.training import train_from_files
 
     pz = PARAMETERIZATIONS["apparent_t1"]
-    model = QMTModel(short_sequence(24), pz)
+    signal_model = QMTSignalModel(short_sequence(24), pz)
     rng = np.random.default_rng(0)
     values = {k: np.full(20, v) * rng.uniform(0.8, 1.2, 20) for k, v in pz.complete({"omega0": 10.0}).items()}
-    write_dataset(tmp_path / "train.h5", model, values, crb=False)
+    write_dataset(tmp_path / "train.h5", signal_model, values, crb=False)
     dataset_basis(tmp_path / "train.h5", 6).save(tmp_path / "basis.h5")
-    write_dataset(tmp_path / "data.h5", model, values, basis=Basis.load(tmp_path / "basis.h5"))
+    write_dataset(tmp_path / "data.h5", signal_model, values, basis=Basis.load(tmp_path / "basis.h5"))
     files = (tmp_path / "data.h5", tmp_path / "data.h5", tmp_path / "basis.h5")
     cfg = TrainConfig.from_mapping({"estimate": ["T1", "T2f"], "hidden": [8, 8], "epochs": 1, "batch_size": 4,
                                     "train_fingerprints": 12})

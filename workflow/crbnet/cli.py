@@ -18,7 +18,7 @@ from crbnet.basis import BasisError
 from crbnet.crb import scale_crb, unit_crb
 from crbnet.estimator import ModelError, load_estimator
 from crbnet.io import DataError, read_voxels, write_csv, write_estimates
-from crbnet.models import default_parameterization, model_for
+from crbnet.signals import default_parameterization, signal_model_for
 from crbnet.parameters import ParameterError, Parameterization, get_parameterization, infer_parameterization, parameter
 from crbnet.runtime import DeviceError, pick_device
 from crbnet.sequences import SequenceError, load_sequence
@@ -67,13 +67,13 @@ def _setup(args: argparse.Namespace, wrt: list[str]) -> tuple[object, Parameteri
         if name not in pz.names:
             raise ParameterError(f"parameter '{name}' is not part of the {pz.name} parameterization ({', '.join(pz.names)})")
     values = pz.complete(given)
-    return model_for(sequence, pz, pick_device(args.device, gpus=1)), pz, values
+    return signal_model_for(sequence, pz, pick_device(args.device, gpus=1)), pz, values
 
 
 def _simulate(args: argparse.Namespace) -> None:
     wrt = _names(args.jacobian)
-    model, _, values = _setup(args, wrt)
-    signal, jac = model.simulate(values, wrt)
+    signal_model, _, values = _setup(args, wrt)
+    signal, jac = signal_model.simulate(values, wrt)
     signal, jac = signal.cpu(), jac.cpu()
     columns = {"re": signal[0].real, "im": signal[0].imag}
     for k, name in enumerate(wrt):
@@ -87,8 +87,8 @@ def _crb(args: argparse.Namespace) -> None:
         raise UsageError("--estimate needs at least one parameter name")
     if not (math.isfinite(args.sigma) and args.sigma > 0):
         raise UsageError(f"--sigma must be a positive number, got {args.sigma}")
-    model, _, values = _setup(args, wrt)
-    signal, jac = model.simulate(values, wrt)
+    signal_model, _, values = _setup(args, wrt)
+    signal, jac = signal_model.simulate(values, wrt)
     crb = scale_crb(unit_crb(signal, jac), 1.0, args.sigma)[0].cpu()
     frame = pd.DataFrame({
         "parameter": wrt,

@@ -10,7 +10,7 @@ import pandas as pd
 import torch
 from scipy import stats
 
-from crbnet.data import FingerprintSet, NoiseModel, generator, load_examples, read_parameters
+from crbnet.datasets import FingerprintSet, NoiseModel, generator, load_examples, read_parameters
 from crbnet.estimator import Estimator
 from crbnet.losses import bias_variance
 from crbnet.runtime import progress as progress_bar

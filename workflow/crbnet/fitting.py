@@ -1,7 +1,7 @@
 """Non-linear least squares (NLLS): batched Levenberg-Marquardt on the full signal model in the SVD subspace.
 
 Every voxel is fitted at once in a batch: the residual of coefficients y (r complex) against M0 U^H s(theta) is
-minimized over the real and imaginary part of M0 and the parameters theta, with exact Jacobians from the model, a
+minimized over the real and imaginary part of M0 and the parameters theta, with exact Jacobians from the signal_model, a
 damping factor per voxel (divided by 10 after a step that lowers the cost, multiplied by 10 otherwise), box bounds
 (the prior's range) and M0 re-solved in closed form, M0 = <c, y> / ||c||^2, after every step (variable projection).
 """
@@ -25,28 +25,28 @@ class NLLSEstimator:
     seed the parameters it names, e.g. a trained network) or the prior means. At most ``iterations`` steps; a voxel
     stops early once a step lowers its cost by less than the fraction ``ftol``."""
 
-    def __init__(self, model, basis: Basis, space: ParameterSpace, names: Sequence[str],
+    def __init__(self, signal_model, basis: Basis, space: ParameterSpace, names: Sequence[str],
                  fit: Sequence[str] | None = None, init=None, iterations: int = 30, batch: int | None = None,
                  ftol: float = 1e-8) -> None:
-        self.model, self.basis, self.space, self.init = model, basis, space, init
+        self.signal_model, self.basis, self.space, self.init = signal_model, basis, space, init
         self.names = tuple(names)
         self.units = tuple(parameter(n).unit for n in self.names)
-        self.fit = tuple(fit or model.parameterization.names)
-        missing = [n for n in self.names if n not in model.parameterization.names]
+        self.fit = tuple(fit or signal_model.parameterization.names)
+        missing = [n for n in self.names if n not in signal_model.parameterization.names]
         if missing:
-            raise ValueError(f"cannot report {', '.join(missing)}: not in {model.parameterization.name}")
+            raise ValueError(f"cannot report {', '.join(missing)}: not in {signal_model.parameterization.name}")
         self.iterations, self.ftol = iterations, ftol
-        self.batch = batch or max(1, model.chunk_entries // (1 + len(self.fit)))  # voxels fitted together
+        self.batch = batch or max(1, signal_model.chunk_entries // (1 + len(self.fit)))  # voxels fitted together
         bounds = {k: (p.lower, p.upper) for k, p in space.priors.items()}
         self.lower, self.upper = (torch.tensor([bounds.get(k, (-np.inf, np.inf))[i] for k in self.fit],
-                                               dtype=torch.float64, device=model.device) for i in (0, 1))
-        self._U_conj = torch.as_tensor(basis.U, dtype=torch.complex128, device=model.device).conj().resolve_conj()
+                                               dtype=torch.float64, device=signal_model.device) for i in (0, 1))
+        self._U_conj = torch.as_tensor(basis.U, dtype=torch.complex128, device=signal_model.device).conj().resolve_conj()
 
     def start(self, data: np.ndarray) -> dict[str, np.ndarray]:
         """Starting values of every parameter for voxel data (n, r): ``init``'s estimates where it has them, else
         the prior means; clipped into the bounds."""
         centre = self.space.centre()
-        values = {k: np.full(len(data), centre[k]) for k in self.model.parameterization.names}
+        values = {k: np.full(len(data), centre[k]) for k in self.signal_model.parameterization.names}
         if self.init is not None:
             estimates = self.init.predict(data)
             values |= {k: estimates[:, i] for i, k in enumerate(self.init.names) if k in values}
@@ -58,7 +58,7 @@ class NLLSEstimator:
                       ) -> tuple[torch.Tensor, torch.Tensor]:
         """Model coefficients c (b, r) at M0 = 1 and their derivatives (b, r, P) w.r.t. the fitted parameters."""
         v = values | {k: theta[:, i] for i, k in enumerate(self.fit)}
-        s, j = self.model.simulate(v, self.fit if jacobian else ())
+        s, j = self.signal_model.simulate(v, self.fit if jacobian else ())
         c = s.to(torch.complex128) @ self._U_conj
         d = (j.to(torch.complex128).mT @ self._U_conj).mT if jacobian else None
         return c, d
@@ -108,7 +108,7 @@ class NLLSEstimator:
 
     def predict(self, data: np.ndarray, **_: object) -> np.ndarray:
         """Fitted parameters (n, len(names)) from complex coefficients (n, r) or fingerprints (n, Ns)."""
-        device = self.model.device
+        device = self.signal_model.device
         y_all = torch.as_tensor(self.basis.as_coefficients(np.asarray(data)), dtype=torch.complex128, device=device)
         start = self.start(np.asarray(data))
         out = np.empty((len(y_all), len(self.names)))

@@ -27,21 +27,21 @@ def estimate_voxels(estimator, data: np.ndarray) -> np.ndarray:
     return out
 
 
-def crb_image(model, basis, estimates: np.ndarray, names: tuple[str, ...], mask: np.ndarray,
+def crb_image(signal_model, basis, estimates: np.ndarray, names: tuple[str, ...], mask: np.ndarray,
               nuisance: Mapping[str, float], sigma: float, progress: bool = False) -> np.ndarray:
     """sqrt(CRB) (X, Y, Z, Pe) of the estimated parameters at the estimates (noise ``sigma`` per real channel,
-    |M0| = 1, coefficient domain), NaN outside ``mask`` and where an estimate is NaN. Every parameter of the model
+    |M0| = 1, coefficient domain), NaN outside ``mask`` and where an estimate is NaN. Every parameter of the signal model
     enters the Fisher matrix; those not estimated are taken at ``nuisance`` (e.g. the prior means). Repeated
     estimate rows (dictionary matching) are computed once."""
-    pz = model.parameterization
+    pz = signal_model.parameterization
     inside = estimates[mask]
     ok = np.isfinite(inside).all(axis=1)
     values = {k: (inside[ok, names.index(k)] if k in names else np.full(int(ok.sum()), nuisance[k])) for k in pz.names}
     values, inverse = distinct_rows(values)  # dictionary estimates repeat a lot
-    U = torch.as_tensor(basis.U, device=model.device)
+    U = torch.as_tensor(basis.U, device=signal_model.device)
     columns = [pz.names.index(k) for k in names]
     crb = [scale_crb(unit_crb(s, j, U), 1.0, sigma)[:, columns].cpu().numpy()
-           for _, s, j in chunks(model, values, pz.names, progress=progress)]
+           for _, s, j in chunks(signal_model, values, pz.names, progress=progress)]
     block = np.full(inside.shape, np.nan)
     if crb:
         block[ok] = np.sqrt(np.concatenate(crb))[inverse]

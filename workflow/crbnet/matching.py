@@ -297,16 +297,16 @@ class MatchingEstimator:
         self._columns = [dictionary.names.index(n) for n in names]
 
     @classmethod
-    def from_grid(cls, model, basis: Basis, space: ParameterSpace, axes: Mapping[str, np.ndarray],
+    def from_grid(cls, signal_model, basis: Basis, space: ParameterSpace, axes: Mapping[str, np.ndarray],
                   names: tuple[str, ...], progress: bool = False) -> MatchingEstimator:
-        """Atoms simulated with ``model`` on the regular grid ``axes`` (the other parameters at the prior means of
+        """Atoms simulated with ``signal_model`` on the regular grid ``axes`` (the other parameters at the prior means of
         ``space``, grid points that break its constraints left out), projected on ``basis``."""
-        basis.check(None, model.sequence.sha256)
+        basis.check(None, signal_model.sequence.sha256)
         values = space.grid(axes)
         keep = space.satisfied(values)
         values = {k: v[keep] for k, v in values.items()}
-        atoms = project_signals(model, values, basis, progress)
-        names_all = model.parameterization.names
+        atoms = project_signals(signal_model, values, basis, progress)
+        names_all = signal_model.parameterization.names
         return cls(Dictionary(atoms, np.stack([values[k] for k in names_all], axis=1), names_all), basis, names)
 
     def predict(self, data: np.ndarray, **_: object) -> np.ndarray:

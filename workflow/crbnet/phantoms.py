@@ -161,7 +161,7 @@ def smooth_phase(shape: Sequence[int], seed: int) -> np.ndarray:
     return phase
 
 
-def coefficient_image(phantom: Phantom, model, basis: Basis, snr: float, seed: int,
+def coefficient_image(phantom: Phantom, signal_model, basis: Basis, snr: float, seed: int,
                       progress: bool = False) -> np.ndarray:
     """Noisy SVD coefficients (X, Y, Z, r) complex64 of the phantom, 0 outside its mask.
 
@@ -171,7 +171,7 @@ def coefficient_image(phantom: Phantom, model, basis: Basis, snr: float, seed: i
     if not snr > 0:
         raise PhantomError(f"snr must be positive, got {snr}")
     distinct, inverse = distinct_rows(phantom.values())
-    atoms = project_signals(model, distinct, basis, progress)
+    atoms = project_signals(signal_model, distinct, basis, progress)
     rng = np.random.default_rng([seed, 1])  # the phase draws from default_rng(seed)
     M0 = np.exp(1j * smooth_phase(phantom.labels.shape, seed))[phantom.mask]
     noise = rng.normal(size=(len(M0), basis.rank, 2)) @ np.array([1.0, 1j]) / snr

@@ -75,15 +75,15 @@ def bf16_native(device: torch.device) -> bool:
 def cpu_description() -> str:
     """This CPU's model name and its vector extensions that matter here, e.g. 'AMD EPYC (AVX2, AVX512F,
     AVX512-BF16)', for every measured figure."""
-    model = ""
+    cpu = ""
     try:
-        model = next((ln.partition(":")[2].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                      if ln.startswith("model name")), "")
+        cpu = next((ln.partition(":")[2].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                    if ln.startswith("model name")), "")
     except OSError:
         pass
     named = {"avx2": "AVX2", "avx512f": "AVX512F", "avx512_bf16": "AVX512-BF16", "amx_bf16": "AMX-BF16"}
     flags = [label for flag, label in named.items() if flag in _cpu_flags()]
-    return f"{model or platform.processor() or 'unknown CPU'} ({', '.join(flags) or 'no AVX2'})"
+    return f"{cpu or platform.processor() or 'unknown CPU'} ({', '.join(flags) or 'no AVX2'})"
 
 
 def resolve_precision(request: str, device: torch.device) -> str:

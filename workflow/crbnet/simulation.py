@@ -13,21 +13,21 @@ import torch
 from crbnet.basis import Basis, BasisError
 from crbnet.crb import unit_crb
 from crbnet.io import atomic_hdf5
-from crbnet.models.fisp import FISPModel
-from crbnet.models.qmt import QMTModel
+from crbnet.signals.fisp import FISPSignalModel
+from crbnet.signals.qmt import QMTSignalModel
 from crbnet.parameters import ParameterSpace, validate
 from crbnet.runtime import progress as progress_bar
 
-def chunks(model: QMTModel | FISPModel, values: Mapping[str, np.ndarray], wrt: tuple[str, ...], chunk: int | None = None,
+def chunks(signal_model: QMTSignalModel | FISPSignalModel, values: Mapping[str, np.ndarray], wrt: tuple[str, ...], chunk: int | None = None,
            progress: bool = False) -> Iterator[tuple[slice, torch.Tensor, torch.Tensor]]:
     """Yield (rows, signal (b, Ns), Jacobian (b, Ns, len(wrt))) over chunks of the rows of ``values``."""
     validate(values)
     n = len(next(iter(values.values())))
-    size = chunk or max(1, model.chunk_entries // (1 + len(wrt)))
+    size = chunk or max(1, signal_model.chunk_entries // (1 + len(wrt)))
     bar = progress_bar(total=n, unit="fp", desc="simulate", disable=not progress)
     for start in range(0, n, size):
         rows = slice(start, min(n, start + size))
-        signal, jac = model.simulate({k: v[rows] for k, v in values.items()}, wrt)
+        signal, jac = signal_model.simulate({k: v[rows] for k, v in values.items()}, wrt)
         yield rows, signal, jac
         bar.update(rows.stop - rows.start)
     bar.close()
@@ -42,11 +42,11 @@ def distinct_rows(values: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarra
     return {k: rows[:, i] for i, k in enumerate(names)}, inverse.ravel()
 
 
-def project_signals(model: QMTModel | FISPModel, values: Mapping[str, np.ndarray], basis: Basis,
+def project_signals(signal_model: QMTSignalModel | FISPSignalModel, values: Mapping[str, np.ndarray], basis: Basis,
                     progress: bool = False) -> np.ndarray:
     """Coefficients (n, r) at M0 = 1 of the fingerprints of every row of ``values`` (signals only, no Jacobian)."""
     return np.concatenate([basis.project(signal).cpu().numpy()
-                           for _, signal, _ in chunks(model, values, (), progress=progress)])
+                           for _, signal, _ in chunks(signal_model, values, (), progress=progress)])
 
 
 def grid_axes(*axes: Mapping) -> dict[str, np.ndarray]:
@@ -66,7 +66,7 @@ def dataset_values(space: ParameterSpace, spec: Mapping) -> dict[str, np.ndarray
     return space.sample(spec["n"], spec["seed"])
 
 
-def write_dataset(path: str | Path, model: QMTModel | FISPModel, values: Mapping[str, np.ndarray], progress: bool = False,
+def write_dataset(path: str | Path, signal_model: QMTSignalModel | FISPSignalModel, values: Mapping[str, np.ndarray], progress: bool = False,
                   store_signals: bool = True, crb: bool = True, basis: Basis | None = None,
                   attrs: Mapping[str, object] | None = None) -> None:
     """Simulate every row of ``values`` (all parameters of the model's parameterization) and write
@@ -74,16 +74,16 @@ def write_dataset(path: str | Path, model: QMTModel | FISPModel, values: Mapping
     the full fingerprint (``crb``). With a ``basis`` also ``coefficients`` (n, r, complex64) and the unit CRBs of
     the coefficients (``crb_coefficients``): the bound for an estimator that only sees the coefficients.
     Without CRBs no Jacobian is computed (about 15 times faster; enough for a basis)."""
-    pz = model.parameterization
+    pz = signal_model.parameterization
     n = len(values[pz.names[0]])
-    if basis is not None and basis.sequence_sha256 != model.sequence.sha256:
+    if basis is not None and basis.sequence_sha256 != signal_model.sequence.sha256:
         raise BasisError("the basis was built for another sequence than the one simulated")
     with atomic_hdf5(path) as f:
-        f.attrs.update({"parameterization": pz.name, "sequence_sha256": model.sequence.sha256, **(attrs or {})})
+        f.attrs.update({"parameterization": pz.name, "sequence_sha256": signal_model.sequence.sha256, **(attrs or {})})
         out = {"parameters": f.create_dataset("parameters", data=np.stack([values[k] for k in pz.names], axis=1))}
         out["parameters"].attrs.update({"names": list(pz.names), "units": pz.units()})
         if store_signals:
-            out["signals"] = f.create_dataset("signals", shape=(n, model.n_samples), dtype="c8")
+            out["signals"] = f.create_dataset("signals", shape=(n, signal_model.n_samples), dtype="c8")
         if basis is not None:
             f.attrs["basis_sha256"] = basis.sha256
             out["coefficients"] = f.create_dataset("coefficients", shape=(n, basis.rank), dtype="c8")
@@ -94,8 +94,8 @@ def write_dataset(path: str | Path, model: QMTModel | FISPModel, values: Mapping
             out[name] = f.create_dataset(name, shape=(n, len(pz.names)), dtype="f8")
             out[name].attrs.update({"names": list(pz.names), "units": pz.units(), "domain": domain, "M0": 1.0,
                                     "sigma": 1.0})
-        U = None if basis is None else torch.as_tensor(basis.U, device=model.device)
-        for rows, signal, jac in chunks(model, values, pz.names if crb else (), progress=progress):
+        U = None if basis is None else torch.as_tensor(basis.U, device=signal_model.device)
+        for rows, signal, jac in chunks(signal_model, values, pz.names if crb else (), progress=progress):
             if "signals" in out:
                 out["signals"][rows] = signal.cpu().numpy().astype(np.complex64)
             if U is not None:
@@ -106,12 +106,12 @@ def write_dataset(path: str | Path, model: QMTModel | FISPModel, values: Mapping
                 out["crb_coefficients"][rows] = unit_crb(signal, jac, U).cpu().numpy()
 
 
-def crb_grid(model: QMTModel | FISPModel, values: Mapping[str, np.ndarray], estimate: tuple[str, ...], sigma: float,
+def crb_grid(signal_model: QMTSignalModel | FISPSignalModel, values: Mapping[str, np.ndarray], estimate: tuple[str, ...], sigma: float,
              progress: bool = False) -> pd.DataFrame:
     """Parameter values with CRB and sqrt(CRB) of ``estimate`` at noise ``sigma`` (|M0| = 1), one row per sample.
 
     All parameters of the model's parameterization that are not estimated are taken as known."""
-    crb = np.concatenate([unit_crb(s, j).cpu().numpy() for _, s, j in chunks(model, values, estimate, progress=progress)])
+    crb = np.concatenate([unit_crb(s, j).cpu().numpy() for _, s, j in chunks(signal_model, values, estimate, progress=progress)])
     crb = crb * sigma**2
     table = pd.DataFrame({k: np.asarray(v) for k, v in values.items()})
     for k, name in enumerate(estimate):

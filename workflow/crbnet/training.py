@@ -1,6 +1,6 @@
 """Training loop: Adam with step decay, a fresh M0 and noise every epoch, per-epoch history, resumable checkpoints.
 
-Every random draw derives from ``TrainConfig.seed`` and the epoch (crbnet.data.generator), so an interrupted run
+Every random draw derives from ``TrainConfig.seed`` and the epoch (crbnet.datasets.generator), so an interrupted run
 resumed from its checkpoint ends with the same weights as an uninterrupted one (bitwise on CPU).
 """
 
@@ -21,7 +21,7 @@ from torch import nn
 
 from crbnet import losses
 from crbnet.basis import Basis, input_size, normalize
-from crbnet.data import FingerprintSet, NoiseModel, generator, load_examples
+from crbnet.datasets import FingerprintSet, NoiseModel, generator, load_examples
 from crbnet.estimator import Estimator
 from crbnet.io import atomic_path, write_csv
 from crbnet.nets import ZHANG_HIDDEN, ResidualMLP

@@ -6,7 +6,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
 
 from crbnet.io import write_csv  # noqa: E402
-from crbnet.models import model_for  # noqa: E402
+from crbnet.signals import signal_model_for  # noqa: E402
 from crbnet.parameters import ParameterSpace  # noqa: E402
 from crbnet.runtime import logged, pick_device  # noqa: E402
 from crbnet.sequences import load_sequence  # noqa: E402
@@ -18,6 +18,6 @@ with logged(sm.log[0], sm.threads):
     cfg = json.loads(sm.params.slice)
     axes = grid_axes(cfg["x"], cfg["y"])
     device = pick_device(sm.params.device, sm.resources.get("gpu", 0))  # CUDA only with a GPU reserved
-    model = model_for(load_sequence(sm.input.sequence), space.parameterization, device)
-    table = crb_grid(model, space.grid(axes), tuple(cfg["estimate"]), cfg.get("sigma", 0.01), progress=True)
+    signal_model = signal_model_for(load_sequence(sm.input.sequence), space.parameterization, device)
+    table = crb_grid(signal_model, space.grid(axes), tuple(cfg["estimate"]), cfg.get("sigma", 0.01), progress=True)
     write_csv(table, sm.output.table)

@@ -6,7 +6,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
 
 from crbnet.basis import Basis  # noqa: E402
-from crbnet.models import model_for  # noqa: E402
+from crbnet.signals import signal_model_for  # noqa: E402
 from crbnet.parameters import ParameterSpace  # noqa: E402
 from crbnet.phantoms import brain_phantom, coefficient_image, save_phantom, tube_phantom  # noqa: E402
 from crbnet.runtime import logged, pick_device  # noqa: E402
@@ -23,8 +23,8 @@ with logged(sm.log[0], sm.threads):
         phantom = brain_phantom(cfg["tissues"], pz, cfg.get("axial_slice", 72))
     print(f"{sm.wildcards.phantom}: {int(phantom.mask.sum())} voxels, tissues {', '.join(phantom.tissues.values())}")
     device = pick_device(sm.params.device, sm.resources.get("gpu", 0))  # CUDA only with a GPU reserved
-    model = model_for(load_sequence(sm.input.sequence), pz, device)
+    signal_model = signal_model_for(load_sequence(sm.input.sequence), pz, device)
     basis = Basis.load(sm.input.basis)
     noise = {"snr": cfg.get("snr", 50), "seed": cfg.get("seed", 0)}
-    image = coefficient_image(phantom, model, basis, progress=True, **noise)
+    image = coefficient_image(phantom, signal_model, basis, progress=True, **noise)
     save_phantom(sm.output.phantom, phantom, image, basis, noise)

@@ -21,7 +21,7 @@ and pattern:
 Free precession (one block per distinct free time): closed form for (xf, yf), the same series for (zf, zs, 1).
 R2sl and its derivatives come from the table of crbnet.saturation, evaluated in the kernel (``_r2sl``).
 
-Python interface: ``pulses`` (a sequence's kernel inputs), ``fingerprints`` (signals and Jacobians); QMTModel
+Python interface: ``pulses`` (a sequence's kernel inputs), ``fingerprints`` (signals and Jacobians); QMTSignalModel
 chooses between this kernel and its torch path.
 """
 

@@ -4,7 +4,7 @@ States F+_k, F-_k, Z_k (k = 0..K-1) are the coefficients of exp(i k theta) in (M
 angle theta. Per excitation n: rotation by B1 alpha_n about x, relaxation over TE, sample F+_0, relaxation over
 TR_n - TE, and one unit of dephasing (F+ up, F- down, F+_0 = conj(F-_0)). An inversion of efficiency eta and
 recovery over TI come first. Signals are at M0 = 1; Jacobians are exact (forward mode through the recursion).
-The fused numba kernel crbnet.models.fisp_kernel computes the same signal and Jacobian, see ``FISPModel``.
+The fused numba kernel crbnet.signals.fisp_kernel computes the same signal and Jacobian, see ``FISPSignalModel``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import torch
 
-from crbnet.models import fisp_kernel, kernel_choice, takes_numba
+from crbnet.signals import fisp_kernel, kernel_choice, takes_numba
 from crbnet.parameters import Parameterization
 from crbnet.runtime import batch_entries
 from crbnet.sequences import FISPSequence
@@ -61,12 +61,12 @@ def epg_fisp(T1: torch.Tensor, T2: torch.Tensor, B1: torch.Tensor, sequence: FIS
 KERNEL_ENV = "CRBNET_FISP_KERNEL"
 
 
-class FISPModel:
+class FISPSignalModel:
     """MRF-FISP fingerprints of a sequence in the ``fisp`` parameterization (T1, T2, B1), with exact Jacobians.
 
     Two implementations compute the same signal and Jacobian (to round-off): ``"torch"`` (``epg_fisp`` with
     vmapped forward-mode AD; the reference, runs on a GPU, differentiable with autograd) and ``"numba"`` (the fused
-    CPU kernel crbnet.models.fisp_kernel, in float64 whatever ``dtype``; results come back on ``device``).
+    CPU kernel crbnet.signals.fisp_kernel, in float64 whatever ``dtype``; results come back on ``device``).
     ``kernel="auto"`` (default) takes numba on a CPU and torch on a GPU or when an input requires grad; the
     environment variable CRBNET_FISP_KERNEL (auto | numba | torch) replaces ``"auto"``.
     """

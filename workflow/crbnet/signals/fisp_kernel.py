@@ -1,13 +1,13 @@
 """Fused numba CPU kernel of the MRF-FISP EPG model (physics.md section 5): signal and exact T1, T2, B1 tangents.
 
-The same real recursion as crbnet.models.fisp.epg_fisp (P = -i F+, M = -i F-, Z per dephasing order k < K) with
+The same real recursion as crbnet.signals.fisp.epg_fisp (P = -i F+, M = -i F-, Z per dephasing order k < K) with
 its forward-mode tangents, one fingerprint per ``numba.prange`` iteration. Per excitation: rotation by B1 alpha
 (the B1 tangent picks up the derivatives of the rotation coefficients), sample of P_0, relaxation over TR (the T1
 and T2 tangents pick up d exp(-TR/T) / dT) and one unit of dephasing. The dephasing moves no data: P and M live in
 buffers of N + K + 1 entries whose window start moves down (P) or up (M) by one per excitation, so the shift
 ``P_k <- P_{k-1}, M_k <- M_{k+1}, P_0 <- -M_1`` writes one number.
 
-Python interface: ``fingerprints``; FISPModel chooses between this kernel and its torch path.
+Python interface: ``fingerprints``; FISPSignalModel chooses between this kernel and its torch path.
 """
 
 from __future__ import annotations

@@ -11,8 +11,8 @@ import torch
 
 from conftest import short_sequence, toy_examples
 from crbnet.basis import BasisError, dataset_basis
-from crbnet.data import NoiseModel, generator, load_examples
-from crbnet.models.qmt import QMTModel
+from crbnet.datasets import NoiseModel, generator, load_examples
+from crbnet.signals.qmt import QMTSignalModel
 from crbnet.parameters import ParameterError
 from crbnet.simulation import write_dataset
 
@@ -64,14 +64,14 @@ def test_noisy_examples_have_the_drawn_noise_and_rescaled_crbs():
 
 
 def test_dataset_files_carry_coefficient_crbs(tmp_path, apparent_t1):
-    model = QMTModel(short_sequence(24), apparent_t1)
+    signal_model = QMTSignalModel(short_sequence(24), apparent_t1)
     rng = np.random.default_rng(0)
     values = apparent_t1.complete({})
     values = {k: np.full(12, v) * rng.uniform(0.9, 1.1, 12) if k != "omega0" else rng.uniform(-50, 50, 12)
               for k, v in values.items()}
-    write_dataset(tmp_path / "basis.h5", model, values, crb=False)
+    write_dataset(tmp_path / "basis.h5", signal_model, values, crb=False)
     basis = dataset_basis(tmp_path / "basis.h5", 8)
-    write_dataset(tmp_path / "train.h5", model, values, basis=basis)
+    write_dataset(tmp_path / "train.h5", signal_model, values, basis=basis)
     ex = load_examples(tmp_path / "train.h5", basis, ["m0s", "T1"])
     assert ex.crb_domain == "coefficients" and ex.coefficients.shape == (12, 8)
     with pytest.raises(BasisError, match="no CRBs"):
@@ -83,7 +83,7 @@ def test_dataset_files_carry_coefficient_crbs(tmp_path, apparent_t1):
     assert load_examples(tmp_path / "train.h5", other, ["m0s"]).crb_domain == "fingerprint"
     with pytest.raises(ParameterError, match="R1f"):
         load_examples(tmp_path / "train.h5", basis, ["R1f"])
-    foreign = QMTModel(short_sequence(24, seed=1), apparent_t1)
+    foreign = QMTSignalModel(short_sequence(24, seed=1), apparent_t1)
     write_dataset(tmp_path / "foreign.h5", foreign, values, crb=False)
     with pytest.raises(BasisError, match="another sequence"):
         load_examples(tmp_path / "foreign.h5", basis, ["m0s"])

@@ -39,14 +39,14 @@ def default_parameterization(sequence: QMTSequence | FISPSequence) -> Parameteri
     return get_parameterization("fisp") if isinstance(sequence, FISPSequence) else None
 
 
-def model_for(sequence: QMTSequence | FISPSequence, parameterization: Parameterization,
+def signal_model_for(sequence: QMTSequence | FISPSequence, parameterization: Parameterization,
               device: torch.device | str = "cpu"):
     """The signal model of the sequence's kind in ``parameterization``; a clear error for a mismatch."""
-    from crbnet.models.fisp import FISPModel
-    from crbnet.models.qmt import QMTModel
+    from crbnet.signals.fisp import FISPSignalModel
+    from crbnet.signals.qmt import QMTSignalModel
 
     fisp = isinstance(sequence, FISPSequence)
     if fisp != (parameterization.name == "fisp"):
         raise ParameterError(f"a {sequence.kind} sequence cannot be simulated in the {parameterization.name} "
                              f"parameterization")
-    return (FISPModel if fisp else QMTModel)(sequence, parameterization, device)
+    return (FISPSignalModel if fisp else QMTSignalModel)(sequence, parameterization, device)

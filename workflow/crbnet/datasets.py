@@ -50,15 +50,15 @@ class NoiseModel:
                 raise ValueError(f"noise: {key} must be a pair [lo, hi], got {value!r}")
             return float(value[0]), float(value[1])
 
-        model = cls(pair("M0_magnitude"), cfg.get("sigma"), pair("snr"), pair("phase", (0.0, 2 * math.pi)))
-        if (model.snr is None) == (model.M0_magnitude is None or model.sigma is None):
+        noise = cls(pair("M0_magnitude"), cfg.get("sigma"), pair("snr"), pair("phase", (0.0, 2 * math.pi)))
+        if (noise.snr is None) == (noise.M0_magnitude is None or noise.sigma is None):
             raise ValueError("noise: give either snr: [lo, hi] or both M0_magnitude: [lo, hi] and sigma")
-        for name, (lo, hi) in (("snr", model.snr or (1, 1)), ("M0_magnitude", model.M0_magnitude or (1, 1))):
+        for name, (lo, hi) in (("snr", noise.snr or (1, 1)), ("M0_magnitude", noise.M0_magnitude or (1, 1))):
             if not 0 < lo <= hi:
                 raise ValueError(f"noise: {name} range must satisfy 0 < lo <= hi, got [{lo}, {hi}]")
-        if model.sigma is not None and not model.sigma > 0:
-            raise ValueError(f"noise: sigma must be positive, got {model.sigma}")
-        return model
+        if noise.sigma is not None and not noise.sigma > 0:
+            raise ValueError(f"noise: sigma must be positive, got {noise.sigma}")
+        return noise
 
     def draw(self, n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """Complex M0 (n,) complex128 and sigma (n,) float64."""

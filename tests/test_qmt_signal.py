@@ -1,4 +1,4 @@
-"""The fast qMT model against an independent per-step reference, invariances and finite differences."""
+"""The fast qMT signal model against an independent per-step reference, invariances and finite differences."""
 
 import numpy as np
 import pytest
@@ -7,7 +7,7 @@ import torch
 
 import reference
 from conftest import CANONICAL_CASES, TR, as_tensors, short_sequence
-from crbnet.models.qmt import QMTModel, crushed_pulse
+from crbnet.signals.qmt import QMTSignalModel, crushed_pulse
 from crbnet.parameters import PARAMETERIZATIONS
 from crbnet.sequences import Pattern, QMTSequence
 
@@ -19,7 +19,7 @@ def test_signal_matches_per_step_expm_reference(case):
     seq = short_sequence(14)
     p = seq.patterns[0]
     expected = reference.signal(as_tensors(case), p.alpha, p.TRF, p.crushed, TR).numpy()
-    got = QMTModel(seq, CANONICAL).signal(case)[0].numpy()
+    got = QMTSignalModel(seq, CANONICAL).signal(case)[0].numpy()
     np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
 
 
@@ -34,16 +34,16 @@ def test_crushed_inversion_is_an_exact_inversion_of_the_free_pool():
 def test_periodic_solution_reproduces_itself_after_one_cycle():
     p = short_sequence(20).patterns[0]
     twice = Pattern(np.tile(p.alpha, 2), np.tile(p.TRF, 2), np.tile(p.crushed, 2))
-    model = QMTModel(QMTSequence(TR=TR, patterns=(twice,)), CANONICAL)
-    s = model.signal(CANONICAL_CASES[1])[0].numpy()
+    signal_model = QMTSignalModel(QMTSequence(TR=TR, patterns=(twice,)), CANONICAL)
+    s = signal_model.signal(CANONICAL_CASES[1])[0].numpy()
     np.testing.assert_allclose(s[:20], s[20:], rtol=1e-11, atol=1e-13)
 
 
 def test_invariances_in_omega0():
-    model = QMTModel(short_sequence(24), CANONICAL)
+    signal_model = QMTSignalModel(short_sequence(24), CANONICAL)
     case = dict(CANONICAL_CASES[1])
     def at(w):
-        return model.signal({**case, "omega0": w})[0].numpy()
+        return signal_model.signal({**case, "omega0": w})[0].numpy()
 
     assert np.max(np.abs(at(0.0).imag)) < 1e-15
     np.testing.assert_allclose(at(-900.0), np.conj(at(900.0)), atol=1e-13)
@@ -58,9 +58,9 @@ def test_off_resonance_period_in_the_hard_pulse_limit():
     errors = []
     for trf in (2e-4, 1e-4, 5e-5):
         seq = QMTSequence(TR=TR, patterns=(Pattern(alpha, np.full(24, trf), np.zeros(24, dtype=bool)),))
-        model = QMTModel(seq, CANONICAL)
-        def at(w, model=model):
-            return model.signal({**CANONICAL_CASES[1], "omega0": w})[0].numpy()
+        signal_model = QMTSignalModel(seq, CANONICAL)
+        def at(w, signal_model=signal_model):
+            return signal_model.signal({**CANONICAL_CASES[1], "omega0": w})[0].numpy()
 
         errors.append(np.max(np.abs(at(900.0 + 2 * np.pi / TR) + at(900.0))) / np.max(np.abs(at(900.0))))
     assert errors[-1] < 0.05
@@ -90,17 +90,17 @@ def test_no_semisolid_pool_reduces_to_single_pool_bloch():
     seq = short_sequence(30, crushed_first=False)
     p = seq.patterns[0]
     case = {"m0s": 0.0, "R1f": 0.7, "R2f": 15.0, "Rx": 20.0, "R1s": 2.0, "T2s": 12e-6, "omega0": 300.0, "B1": 0.9}
-    got = QMTModel(seq, CANONICAL).signal(case)[0].numpy()
+    got = QMTSignalModel(seq, CANONICAL).signal(case)[0].numpy()
     expected = _single_pool_bloch(0.7, 15.0, 300.0, 0.9, p.alpha, p.TRF, TR)
     np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
 
 
-def _central_differences(model, case, names, rel=1e-6):
+def _central_differences(signal_model, case, names, rel=1e-6):
     cols = []
     for name in names:
         h = rel * max(abs(case[name]), 1.0 if name == "omega0" else abs(case[name]))
-        plus = model.signal({**case, name: case[name] + h})[0]
-        minus = model.signal({**case, name: case[name] - h})[0]
+        plus = signal_model.signal({**case, name: case[name] + h})[0]
+        minus = signal_model.signal({**case, name: case[name] - h})[0]
         cols.append(((plus - minus) / (2 * h)).numpy())
     return np.stack(cols, axis=-1)
 
@@ -112,9 +112,9 @@ def _central_differences(model, case, names, rel=1e-6):
 ])
 def test_jacobian_matches_central_finite_differences(pz_name, case):
     pz = PARAMETERIZATIONS[pz_name]
-    model = QMTModel(short_sequence(40, seed=3), pz)
-    _, jac = model.simulate(case, pz.names)
-    fd = _central_differences(model, case, pz.names)
+    signal_model = QMTSignalModel(short_sequence(40, seed=3), pz)
+    _, jac = signal_model.simulate(case, pz.names)
+    fd = _central_differences(signal_model, case, pz.names)
     jac = jac[0].numpy()
     for k, name in enumerate(pz.names):
         err = np.linalg.norm(jac[:, k] - fd[:, k]) / np.linalg.norm(jac[:, k])
@@ -134,29 +134,29 @@ def test_fast_jacobian_matches_plain_autodiff_through_matrix_exp():
 
     x = torch.tensor([case[n] for n in names], dtype=torch.float64)
     expected = torch.func.jacfwd(plain)(x)  # (N, 2, P)
-    _, jac = QMTModel(seq, CANONICAL).simulate(case, names)
+    _, jac = QMTSignalModel(seq, CANONICAL).simulate(case, names)
     np.testing.assert_allclose(jac[0].real.numpy(), expected[:, 0].numpy(), rtol=1e-8, atol=1e-10)
     np.testing.assert_allclose(jac[0].imag.numpy(), expected[:, 1].numpy(), rtol=1e-8, atol=1e-10)
 
 
 def test_batched_equals_one_by_one_and_patterns_concatenate():
     seq2 = QMTSequence(TR=TR, patterns=(short_sequence(12, seed=1).patterns[0], short_sequence(9, seed=2).patterns[0]))
-    model = QMTModel(seq2, CANONICAL)
+    signal_model = QMTSignalModel(seq2, CANONICAL)
     batch = {k: np.array([c[k] for c in CANONICAL_CASES]) for k in CANONICAL.names}
-    together = model.signal(batch).numpy()
+    together = signal_model.signal(batch).numpy()
     assert together.shape == (3, 21)
     for i, case in enumerate(CANONICAL_CASES):
-        np.testing.assert_allclose(together[i], model.signal(case)[0].numpy(), rtol=1e-13, atol=1e-15)
-    first = QMTModel(QMTSequence(TR=TR, patterns=seq2.patterns[:1]), CANONICAL).signal(CANONICAL_CASES[0])
+        np.testing.assert_allclose(together[i], signal_model.signal(case)[0].numpy(), rtol=1e-13, atol=1e-15)
+    first = QMTSignalModel(QMTSequence(TR=TR, patterns=seq2.patterns[:1]), CANONICAL).signal(CANONICAL_CASES[0])
     np.testing.assert_allclose(together[0, :12], first[0].numpy(), rtol=1e-13, atol=1e-15)
 
 
 def test_signal_is_differentiable_with_autograd():
-    model = QMTModel(short_sequence(8), CANONICAL)
+    signal_model = QMTSignalModel(short_sequence(8), CANONICAL)
     case = {k: torch.tensor(v, dtype=torch.float64, requires_grad=(k == "R2f")) for k, v in CANONICAL_CASES[1].items()}
-    loss = model.signal(case).abs().pow(2).sum()
+    loss = signal_model.signal(case).abs().pow(2).sum()
     loss.backward()
-    _, jac = model.simulate(CANONICAL_CASES[1], ["R2f"])
-    s = model.signal(CANONICAL_CASES[1])
+    _, jac = signal_model.simulate(CANONICAL_CASES[1], ["R2f"])
+    s = signal_model.signal(CANONICAL_CASES[1])
     expected = float((2 * (s.conj() * jac[..., 0]).real).sum())
     assert float(case["R2f"].grad) == pytest.approx(expected, rel=1e-9)

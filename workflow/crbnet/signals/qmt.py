@@ -7,7 +7,7 @@ cycle solves ``(A - diag(1,1,1,1,0)) m_1 = e_5`` with the cycle propagator A; th
 Jacobians are exact: the per-pulse generators and closed-form blocks are differentiated with ``torch.func.jvp``
 (including the change of parameterization), and the exponentials, products and the steady-state solve carry
 the tangents as dual stacks (crbnet.linalg). This torch path is the reference and the GPU path; on a CPU a fused
-numba kernel (crbnet.models.qmt_kernel) computes the same signal and Jacobian, see ``QMTModel``.
+numba kernel (crbnet.signals.qmt_kernel) computes the same signal and Jacobian, see ``QMTSignalModel``.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from crbnet.linalg import assemble, dcumprod, dexpm, dmm, dsolve, expm2
-from crbnet.models import kernel_choice, qmt_kernel, takes_numba
+from crbnet.signals import kernel_choice, qmt_kernel, takes_numba
 from crbnet.parameters import CANONICAL, Parameterization
 from crbnet.runtime import batch_entries
 from crbnet.saturation import r2sl
@@ -159,14 +159,14 @@ def _canonical_directions(parameterization: Parameterization, values: Mapping[st
     return c.detach().cpu().numpy(), directions.detach().cpu().numpy()
 
 
-class QMTModel:
+class QMTSignalModel:
     """Hybrid-state qMT fingerprints of a sequence in a chosen parameterization, with exact Jacobians.
 
     Two implementations compute the same signal and Jacobian (they agree to about 1e-13 relative):
 
     - ``"torch"``: batched torch on dual stacks (this module); the reference, runs on a GPU and keeps ``signal()``
       differentiable with autograd;
-    - ``"numba"``: a fused CPU kernel (crbnet.models.qmt_kernel) that runs one fingerprint's whole pulse chain in
+    - ``"numba"``: a fused CPU kernel (crbnet.signals.qmt_kernel) that runs one fingerprint's whole pulse chain in
       small thread-local arrays, about 5x (signal) and 15x (8-parameter Jacobian) faster than torch on a CPU
       (benchmarks/simulate.py); it uses ``torch.get_num_threads()`` threads, computes on the CPU (results come back
       on ``device``), cannot be differentiated with autograd and compiles once per checkout (about 30 to 60 s,
