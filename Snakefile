@@ -24,5 +24,5 @@ onsuccess:
 
 rule all:
     input:
-        all_outputs(),
+        PLAN.targets(),
     default_target: True

@@ -17,15 +17,15 @@ import h5py
 import numpy as np
 import torch
 import yaml
-
 from crbnet.basis import dataset_basis
 from crbnet.datasets import load_examples
-from crbnet.evaluation import monte_carlo, summarize
-from crbnet.signals.qmt import QMTSignalModel
+from crbnet.evaluation import monte_carlo
 from crbnet.parameters import ParameterSpace
 from crbnet.runtime import bf16_native, pick_device
 from crbnet.sequences import load_sequence
+from crbnet.signals.qmt import QMTSignalModel
 from crbnet.simulation import write_dataset
+from crbnet.tables import summarize
 from crbnet.training import TrainConfig, build_estimator, train
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -2,7 +2,7 @@
 
 Builds the brain phantom volume with the default experiment's tissue values, simulates its noisy coefficient image
 (13 coefficients of our default qMT sequence; each tissue simulated once) and times the paper network
-(``Estimator.predict``, fp32 and bf16; an untrained network of the same size costs the same) on every brain voxel,
+(``NetworkEstimator.predict``, fp32 and bf16; an untrained network of the same size costs the same) on every brain voxel,
 then NLLS (crbnet.fitting, all 7 parameters, at most ``--nlls-iterations`` Levenberg-Marquardt steps from the
 prior means, a voxel stopping once a step lowers its cost by less than 1e-8 relative) on ``--nlls-voxels``
 white-matter voxels, then dictionary matching on the MRF-FISP brain (20 coefficients,
@@ -21,17 +21,16 @@ from pathlib import Path
 import numpy as np
 import torch
 import yaml
-
 from crbnet.basis import svd_basis
-from crbnet.estimator import Estimator
+from crbnet.estimator import NetworkEstimator
 from crbnet.fitting import NLLSEstimator
 from crbnet.matching import MatchingEstimator
-from crbnet.signals import signal_model_for
 from crbnet.nets import ZHANG_HIDDEN, ResidualMLP
 from crbnet.parameters import ParameterSpace
 from crbnet.phantoms import brain_phantom, coefficient_image
 from crbnet.runtime import bf16_native, cpu_description
 from crbnet.sequences import load_sequence
+from crbnet.signals import signal_model_for
 from crbnet.simulation import grid_axes
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,7 +80,7 @@ def main() -> None:
     names = tuple(cfg["training"]["estimate"])
     torch.manual_seed(0)
     net = ResidualMLP(2 * basis.rank, ZHANG_HIDDEN, torch.zeros(len(names)), torch.ones(len(names))).eval()
-    estimator = Estimator(net, basis, "unit_norm", names, ("1", "s", "s"), {})
+    estimator = NetworkEstimator(net, basis, "unit_norm", names, ("1", "s", "s"), {})
     seconds = {}
     for precision in ("fp32", "bf16") if bf16_native(torch.device("cpu")) else ("fp32",):  # emulated bf16: not timed
         estimator.predict(data[:8192], precision=precision)  # warm-up

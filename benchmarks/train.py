@@ -1,7 +1,7 @@
 """Training and inference throughput of the default (Zhang 2022) network.
 
 Times whole training epochs of the real loop (fresh M0 and noise, normalization, CRB loss, Adam; batch 512) on
-synthetic coefficients, and ``Estimator.predict`` (folded BatchNorm, inference mode, 4096-voxel batches) in fp32 and bf16
+synthetic coefficients, and ``NetworkEstimator.predict`` (folded BatchNorm, inference mode, 4096-voxel batches) in fp32 and bf16
 (median of repeats).
 Ends with ``train_samples_per_s=<x> infer_voxels_per_s=<y>`` (fp32).
 """
@@ -13,7 +13,6 @@ import time
 
 import numpy as np
 import torch
-
 from crbnet.basis import svd_basis
 from crbnet.datasets import FingerprintSet, NoiseModel
 from crbnet.runtime import bf16_native, cpu_description, pick_device

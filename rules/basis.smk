@@ -7,7 +7,7 @@ rule basis:
         spectrum=f"{RESULTS}/{{experiment}}/tables/basis_spectrum.csv",
     params:
         code=code_digest("basis.py"),
-        rank=lambda wc: experiment(wc).get("basis", {}).get("rank", 13),
+        rank=lambda wc: experiment(wc).basis["rank"],
     log:
         f"{RESULTS}/{{experiment}}/logs/basis.log",
     threads: 2

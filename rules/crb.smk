@@ -23,9 +23,9 @@ rule crb_slice:
     output:
         table=f"{RESULTS}/{{experiment}}/tables/crb_slice.csv",
     params:
-        space=lambda wc: as_json(experiment(wc)["parameter_space"]),
-        slice=lambda wc: as_json(experiment(wc)["crb_slice"]),
-        device=config.get("device", "auto"),
+        space=json_setting("parameter_space"),
+        slice=json_setting("crb_slice"),
+        device=PLAN.device,
     log:
         f"{RESULTS}/{{experiment}}/logs/crb_slice.log",
     benchmark:

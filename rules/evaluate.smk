@@ -7,10 +7,10 @@ rule evaluate:
     output:
         table=f"{RESULTS}/{{experiment}}/eval/{{estimator}}_{{split}}.csv",
     params:
-        snrs=lambda wc: [evaluation(wc).get("snr", 50)],
-        realizations=lambda wc: evaluation(wc).get("realizations", 300),
-        seed=lambda wc: evaluation(wc).get("seed", 0),
-        fingerprints=lambda wc: evaluation(wc).get("fingerprints"),
+        snrs=lambda wc: [experiment(wc).evaluation["snr"]],
+        realizations=setting("evaluation", "realizations"),
+        seed=setting("evaluation", "seed"),
+        fingerprints=lambda wc: experiment(wc).evaluation.get("fingerprints"),  # absent: all
     log:
         f"{RESULTS}/{{experiment}}/logs/evaluate_{{estimator}}_{{split}}.log",
     benchmark:
@@ -30,14 +30,14 @@ rule snr_sweep:
     Fig. 7 (a random set) and Mao Fig. 2 (a single white-matter point)."""
     input:
         model=model_file,
-        dataset=lambda wc: data_file(wc, evaluation(wc)["snr_sweep"]["split"]),
+        dataset=split_file("evaluation", "snr_sweep", "split"),
     output:
         table=f"{RESULTS}/{{experiment}}/eval/snr_sweep/{{estimator}}.csv",
     params:
-        snrs=lambda wc: evaluation(wc)["snr_sweep"]["values"],
-        realizations=lambda wc: evaluation(wc)["snr_sweep"].get("realizations", 100),
-        seed=lambda wc: evaluation(wc).get("seed", 0),
-        fingerprints=lambda wc: evaluation(wc)["snr_sweep"].get("fingerprints"),
+        snrs=setting("evaluation", "snr_sweep", "values"),
+        realizations=setting("evaluation", "snr_sweep", "realizations"),
+        seed=setting("evaluation", "seed"),
+        fingerprints=lambda wc: experiment(wc).evaluation["snr_sweep"].get("fingerprints"),  # absent: all
     log:
         f"{RESULTS}/{{experiment}}/logs/snr_sweep_{{estimator}}.log",
     benchmark:
@@ -52,19 +52,19 @@ rule snr_sweep:
         "../workflow/scripts/evaluate.py"
 
 
-rule sweep_estimates:
+rule parameter_sweep:
     """Every estimate over a 1-D parameter sweep at one SNR, for box plots and Welch t-tests (Mao Fig. 1)."""
     input:
         model=model_file,
-        dataset=lambda wc: data_file(wc, evaluation(wc)["sweep"]["split"]),
+        dataset=split_file("evaluation", "parameter_sweep", "split"),
     output:
-        table=f"{RESULTS}/{{experiment}}/eval/sweep/{{estimator}}.csv",
+        table=f"{RESULTS}/{{experiment}}/eval/parameter_sweep/{{estimator}}.csv",
     params:
-        snr=lambda wc: evaluation(wc)["sweep"].get("snr", 20),
-        realizations=lambda wc: evaluation(wc)["sweep"].get("realizations", 100),
-        seed=lambda wc: evaluation(wc).get("seed", 0),
+        snr=setting("evaluation", "parameter_sweep", "snr"),
+        realizations=setting("evaluation", "parameter_sweep", "realizations"),
+        seed=setting("evaluation", "seed"),
     log:
-        f"{RESULTS}/{{experiment}}/logs/sweep_estimates_{{estimator}}.log",
+        f"{RESULTS}/{{experiment}}/logs/parameter_sweep_{{estimator}}.log",
     threads: 4
     resources:
         mem_mb=4000,
@@ -72,4 +72,4 @@ rule sweep_estimates:
     conda:
         "../envs/training.yaml"
     script:
-        "../workflow/scripts/sweep_estimates.py"
+        "../workflow/scripts/parameter_sweep.py"

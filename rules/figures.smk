@@ -40,38 +40,23 @@ rule plot_crb_slice:
         "../workflow/scripts/plot_crb_slice.py"
 
 
-# Estimator figures: one rule each, all drawn by workflow/scripts/plot_evaluation.py from small tables; every
-# figure but the loss curves also shows dictionary matching when the experiment has a dictionary.
-HISTORY = "{results}/{experiment}/models/{loss}_history.csv"
-TEST = "{results}/{experiment}/eval/{loss}_{test_split}.csv"
-NETWORK_FIGURES = {
-    "loss_curves": (HISTORY, "Training"),
-    "grid_bias_std": ("{results}/{experiment}/eval/{loss}_{grid_split}.csv", "Bias and variance"),
-    "bias_histograms": (TEST, "Bias and variance"),
-    "std_histograms": (TEST, "Bias and variance"),
-    "bias_variance_histograms": (TEST, "Bias and variance"),
-    "parameter_contributions": (TEST, "Bias and variance"),
-    "snr_contributions": ("{results}/{experiment}/eval/snr_sweep/{loss}.csv", "Bias and variance"),
-    "snr_bias_std": ("{results}/{experiment}/eval/snr_sweep/{loss}.csv", "Bias and variance"),
-    "sweep_boxplots": ("{results}/{experiment}/eval/sweep/{loss}.csv", "Bias and variance"),
-}
-
-
-for figure, (pattern, category) in NETWORK_FIGURES.items():
+# Estimator figures (crbnet.experiment.FIGURES): one rule each, all drawn by workflow/scripts/plot_evaluation.py from
+# small tables; every figure but the loss curves also shows dictionary matching when the experiment has a dictionary.
+for figure, spec in FIGURES.items():
 
     rule:
         name:
             f"fig_{figure}"
         input:
-            unpack(per_estimator(pattern, networks_only=figure == "loss_curves")),
+            unpack(figure_tables(figure)),
         output:
             png=report(f"{RESULTS}/{{experiment}}/figures/{figure}.png",
-                       caption=f"../workflow/report/{figure}.rst", category=category),
+                       caption=f"../workflow/report/{figure}.rst", category=spec.category),
             pdf=f"{RESULTS}/{{experiment}}/figures/{figure}.pdf",
         params:
-            x=grid_axis_param("x", figure == "grid_bias_std"),
-            y=grid_axis_param("y", figure == "grid_bias_std"),
-            parameter=lambda wc: figure_settings(experiment(wc))["grid_parameter"],
+            x=grid_axis("x") if figure == "grid_bias_std" else None,
+            y=grid_axis("y") if figure == "grid_bias_std" else None,
+            parameter=lambda wc: experiment(wc).figures["grid_parameter"],
             swept=sweep_axis if figure == "sweep_boxplots" else None,
         log:
             f"{RESULTS}/{{experiment}}/logs/fig_{figure}.log",
@@ -89,17 +74,17 @@ rule summary_table:
     """Headline numbers per estimator and parameter (test-set CRB-loss, bias/variance parts and std/sqrt(CRB) with
     bootstrap intervals, grid bias, final losses)."""
     input:
-        histories=lambda wc: list(per_estimator(HISTORY, networks_only=True)(wc).values()),
-        tests=lambda wc: list(per_estimator(TEST)(wc).values()),
-        grids=lambda wc: list(per_estimator("{results}/{experiment}/eval/{loss}_{grid_split}.csv")(wc).values())
-        if "grid_bias_std" in network_figures(experiment(wc))
+        histories=lambda wc: list(figure_tables("loss_curves")(wc).values()),
+        tests=lambda wc: list(figure_tables("bias_histograms")(wc).values()),
+        grids=lambda wc: list(figure_tables("grid_bias_std")(wc).values())
+        if "grid_bias_std" in experiment(wc).network_figures
         else [],
     output:
         table=report(f"{RESULTS}/{{experiment}}/tables/summary.csv", caption="../workflow/report/summary.rst",
                      category="Summary"),
     params:
-        losses=losses,
-        estimators=estimators,
+        losses=lambda wc: experiment(wc).losses,
+        estimators=lambda wc: experiment(wc).estimators,
     log:
         f"{RESULTS}/{{experiment}}/logs/summary_table.log",
     threads: 1
@@ -112,21 +97,21 @@ rule summary_table:
         "../workflow/scripts/summary_table.py"
 
 
-for figure, caption in (("maps", "maps"), ("roi_boxplots", "roi_boxplots")):
+for figure in IMAGE_FIGURES:
 
     rule:
         name:
             f"fig_{figure}"
         input:
-            unpack(phantom_figure_inputs),
+            unpack(image_figure_inputs),
         output:
-            png=report(f"{RESULTS}/{{experiment}}/figures/{figure}_{{phantom}}.png",
-                       caption=f"../workflow/report/{caption}.rst", category="Maps"),
-            pdf=f"{RESULTS}/{{experiment}}/figures/{figure}_{{phantom}}.pdf",
+            png=report(f"{RESULTS}/{{experiment}}/figures/{figure}_{{image}}.png",
+                       caption=f"../workflow/report/{figure}.rst", category="Maps"),
+            pdf=f"{RESULTS}/{{experiment}}/figures/{figure}_{{image}}.pdf",
         params:
             display=(lambda wc: as_json(image_config(wc)["display"])) if figure == "maps" else None,
         log:
-            f"{RESULTS}/{{experiment}}/logs/fig_{figure}_{{phantom}}.log",
+            f"{RESULTS}/{{experiment}}/logs/fig_{figure}_{{image}}.log",
         threads: 1
         resources:
             mem_mb=2000,
@@ -140,13 +125,13 @@ for figure, caption in (("maps", "maps"), ("roi_boxplots", "roi_boxplots")):
 rule fig_nlls_agreement:
     """Mao Fig. 4 analogue: network estimates against NLLS, voxel by voxel, from the small pair table."""
     input:
-        pairs=f"{RESULTS}/{{experiment}}/tables/nlls_pairs_{{phantom}}.csv",
+        pairs=f"{RESULTS}/{{experiment}}/tables/nlls_pairs_{{image}}.csv",
     output:
-        png=report(f"{RESULTS}/{{experiment}}/figures/nlls_agreement_{{phantom}}.png",
+        png=report(f"{RESULTS}/{{experiment}}/figures/nlls_agreement_{{image}}.png",
                    caption="../workflow/report/nlls_agreement.rst", category="Maps"),
-        pdf=f"{RESULTS}/{{experiment}}/figures/nlls_agreement_{{phantom}}.pdf",
+        pdf=f"{RESULTS}/{{experiment}}/figures/nlls_agreement_{{image}}.pdf",
     log:
-        f"{RESULTS}/{{experiment}}/logs/fig_nlls_agreement_{{phantom}}.log",
+        f"{RESULTS}/{{experiment}}/logs/fig_nlls_agreement_{{image}}.log",
     threads: 1
     resources:
         mem_mb=2000,
@@ -161,7 +146,7 @@ rule learning_curve:
     """CRB-loss per parameter against the training-set size or the optimizer steps (networks of several
     experiments), train vs held-out."""
     input:
-        unpack(learning_curve_runs),
+        unpack(lambda wc: PLAN.learning_curve_runs(wc.curve)),
     output:
         table=report(f"{RESULTS}/learning_curves/{{curve}}.csv", caption="../workflow/report/learning_curve_table.rst",
                      category="Learning curves"),
@@ -169,7 +154,7 @@ rule learning_curve:
                    category="Learning curves"),
         pdf=f"{RESULTS}/learning_curves/{{curve}}.pdf",
     params:
-        x=lambda wildcards: learning_curves()[wildcards.curve]["x"],
+        x=lambda wc: PLAN.learning_curves[wc.curve]["x"],
     log:
         f"{RESULTS}/learning_curves/logs/{{curve}}.log",
     threads: 1

@@ -4,14 +4,14 @@ rule phantom:
         sequence=sequence_file,
         basis=basis_file,
     output:
-        phantom=f"{RESULTS}/{{experiment}}/phantoms/{{phantom}}.h5",
+        phantom=f"{RESULTS}/{{experiment}}/phantoms/{{image}}.h5",
     params:
         code=code_digest("phantom.py"),
-        space=lambda wc: as_json(experiment(wc)["parameter_space"]),
+        space=json_setting("parameter_space"),
         phantom=lambda wc: as_json({k: v for k, v in image_config(wc).items() if k != "display"}),  # figure only
-        device=config.get("device", "auto"),
+        device=PLAN.device,
     log:
-        f"{RESULTS}/{{experiment}}/logs/phantom_{{phantom}}.log",
+        f"{RESULTS}/{{experiment}}/logs/phantom_{{image}}.log",
     threads: 2
     resources:
         mem_mb=4000,
@@ -30,17 +30,17 @@ rule estimate_maps:
         model=model_file,
         sequence=sequence_file,
     output:
-        maps=f"{RESULTS}/{{experiment}}/maps/{{phantom}}/estimates_{{estimator}}.h5",
+        maps=f"{RESULTS}/{{experiment}}/maps/{{image}}/estimates_{{estimator}}.h5",
     params:
         code=code_digest("estimate_maps.py"),
-        space=lambda wc: as_json(experiment(wc)["parameter_space"]),
-        phantom=lambda wc: wc.phantom in experiment(wc).get("phantoms", {}),
-        nlls=lambda wc: experiment(wc).get("nlls", {}) if wc.estimator == "nlls" else {},  # NLLS settings only rerun NLLS
-        crb=lambda wc: wc.estimator in image_config(wc).get("crb_maps", []),
-        snr=lambda wc: image_config(wc).get("snr", 50),
-        device=config.get("device", "auto"),
+        space=json_setting("parameter_space"),
+        phantom=lambda wc: wc.image in experiment(wc).phantoms,
+        nlls=lambda wc: experiment(wc)["nlls"] if wc.estimator == "nlls" else {},  # NLLS settings only rerun NLLS
+        crb=lambda wc: wc.estimator in image_config(wc).get("crb_maps", ()),  # scans: none
+        snr=lambda wc: image_config(wc).get("snr"),  # phantoms; scans: None
+        device=PLAN.device,
     log:
-        f"{RESULTS}/{{experiment}}/logs/estimate_maps_{{phantom}}_{{estimator}}.log",
+        f"{RESULTS}/{{experiment}}/logs/estimate_maps_{{image}}_{{estimator}}.log",
     threads: 2
     resources:
         mem_mb=4000,
@@ -57,13 +57,13 @@ rule nifti_map:
     input:
         maps=map_source,
     output:
-        multiext(f"{RESULTS}/{{experiment}}/maps/{{phantom}}/desc-{{source}}_{{parameter}}{{kind}}", nii=".nii.gz",
+        multiext(f"{RESULTS}/{{experiment}}/maps/{{image}}/desc-{{source}}_{{parameter}}{{kind}}", nii=".nii.gz",
                  json=".json"),
     params:
         dataset=lambda wc: "truth" if wc.source == "truth" else ("sqrt_crb" if wc.kind == "sqrtcrb" else "estimates"),
-        algorithm=lambda wc: ESTIMATION_ALGORITHMS.get(wc.source, wc.source),
+        algorithm=lambda wc: SOURCES[wc.source],
     log:
-        f"{RESULTS}/{{experiment}}/logs/nifti_{{phantom}}_{{source}}_{{parameter}}{{kind}}.log",
+        f"{RESULTS}/{{experiment}}/logs/nifti_{{image}}_{{source}}_{{parameter}}{{kind}}.log",
     threads: 1
     resources:
         mem_mb=1000,
@@ -78,13 +78,13 @@ rule nlls_agreement:
     """Every network's (and the truth's) maps of a phantom against NLLS in the voxels NLLS fitted: the voxel pairs
     and their median relative differences, overall and per tissue."""
     input:
-        unpack(phantom_figure_inputs),
+        unpack(image_figure_inputs),
     output:
-        pairs=f"{RESULTS}/{{experiment}}/tables/nlls_pairs_{{phantom}}.csv",
-        table=report(f"{RESULTS}/{{experiment}}/tables/nlls_agreement_{{phantom}}.csv",
+        pairs=f"{RESULTS}/{{experiment}}/tables/nlls_pairs_{{image}}.csv",
+        table=report(f"{RESULTS}/{{experiment}}/tables/nlls_agreement_{{image}}.csv",
                      caption="../workflow/report/nlls_agreement_table.rst", category="Maps"),
     log:
-        f"{RESULTS}/{{experiment}}/logs/nlls_agreement_{{phantom}}.log",
+        f"{RESULTS}/{{experiment}}/logs/nlls_agreement_{{image}}.log",
     threads: 1
     resources:
         mem_mb=4000,

@@ -1,19 +1,19 @@
-rule dictionary:
+rule matching_estimator:
     """Dictionary matching: atoms simulated on the configured grid, projected on the experiment's basis."""
     input:
         sequence=sequence_file,
         basis=basis_file,
     output:
-        dictionary=f"{RESULTS}/{{experiment}}/models/matching.h5",
+        estimator=f"{RESULTS}/{{experiment}}/models/matching.h5",
     params:
-        code=code_digest("dictionary.py"),
-        space=lambda wc: as_json(experiment(wc)["parameter_space"]),
-        axes=lambda wc: as_json(experiment(wc)["dictionary"]["axes"]),
-        estimate=lambda wc: experiment(wc)["training"]["estimate"],
-        device=config.get("device", "auto"),
+        code=code_digest("matching_estimator.py"),
+        space=json_setting("parameter_space"),
+        axes=json_setting("dictionary", "axes"),
+        estimate=setting("training", "estimate"),
+        device=PLAN.device,
     cache: True
     log:
-        f"{RESULTS}/{{experiment}}/logs/dictionary.log",
+        f"{RESULTS}/{{experiment}}/logs/matching_estimator.log",
     threads: 2
     resources:
         mem_mb=4000,
@@ -21,4 +21,4 @@ rule dictionary:
     conda:
         "../envs/physics.yaml"
     script:
-        "../workflow/scripts/dictionary.py"
+        "../workflow/scripts/matching_estimator.py"

@@ -7,9 +7,9 @@ rule simulate_dataset:
         dataset=f"{RESULTS}/{{experiment}}/data/{{split}}.h5",
     params:
         code=code_digest("simulate_dataset.py"),
-        space=lambda wc: as_json(experiment(wc)["parameter_space"]),
+        space=json_setting("parameter_space"),
         split=lambda wc: as_json(experiment(wc)["datasets"][wc.split]),
-        device=config.get("device", "auto"),
+        device=PLAN.device,
     cache: True
     log:
         f"{RESULTS}/{{experiment}}/logs/simulate_{{split}}.log",

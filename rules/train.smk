@@ -7,7 +7,7 @@ rule train_network:
     params:
         code=code_digest("train_network.py"),
         config=training_config,
-        device=config.get("device", "auto"),
+        device=PLAN.device,
     cache: True
     log:
         f"{RESULTS}/{{experiment}}/logs/train_{{loss}}.log",

@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from crbnet.basis import Basis, BasisError, dataset_basis, input_size, normalize, svd_basis
-from crbnet.io import atomic_hdf5
+from crbnet.io.atomic import atomic_hdf5
 
 
 def _low_rank(n=300, ns=40, k=5, seed=0):
@@ -83,7 +82,7 @@ def test_first_coefficient_inputs_remove_complex_scale(coefficients):
 def test_bart_export_reads_back_column_major(tmp_path):
     """write_cfl against a reader written from BART's format description: complex64 little-endian, first index
     fastest, dimensions padded to 16 in the header."""
-    from crbnet.io import write_cfl
+    from crbnet.io.cfl import write_cfl
 
     rng = np.random.default_rng(0)
     U = (rng.normal(size=(7, 3)) + 1j * rng.normal(size=(7, 3))).reshape(1, 1, 1, 1, 1, 7, 3)

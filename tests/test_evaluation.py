@@ -3,8 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
-
-from crbnet.evaluation import headline_table, summarize
+from crbnet.tables import headline_table, summarize
 
 
 def _table(n: int, bias: np.ndarray, variance: np.ndarray, crb: np.ndarray, name: str = "T1") -> pd.DataFrame:
@@ -81,8 +80,8 @@ def test_headline_has_a_row_per_parameter_and_the_mean():
 
 
 def test_learning_curve_table_and_figure():
-    from crbnet.evaluation import learning_curve_table
     from crbnet.plotting import plot_learning_curve
+    from crbnet.tables import learning_curve_table
 
     rng = np.random.default_rng(4)
     runs = []

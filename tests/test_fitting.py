@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy.optimize import least_squares
-
 from conftest import short_sequence
 from crbnet.basis import svd_basis
+from crbnet.estimator import Estimator
 from crbnet.fitting import NLLSEstimator
 from crbnet.matching import MatchingEstimator
-from crbnet.signals.fisp import FISPSignalModel
-from crbnet.signals.qmt import QMTSignalModel
 from crbnet.parameters import PARAMETERIZATIONS, ParameterSpace
 from crbnet.sequences import FISPSequence
+from crbnet.signals.fisp import FISPSignalModel
+from crbnet.signals.qmt import QMTSignalModel
+from scipy.optimize import least_squares
 
 FISP = PARAMETERIZATIONS["fisp"]
 SPACE = ParameterSpace.from_config({"parameterization": "fisp", "parameters": {
@@ -87,3 +87,16 @@ def test_qmt_fits_recover_the_truth_from_the_range_centres():
     names = ("m0s", "T1", "T2f")
     est = NLLSEstimator(signal_model, basis, space, names, fit=names, iterations=40).predict(clean)  # from the range centres
     np.testing.assert_allclose(est, np.stack([truth[k] for k in names], 1), rtol=1e-5)
+
+
+def test_matching_and_nlls_are_estimators_with_one_predict(setup):
+    signal_model, basis, truth, clean = setup
+    dm = MatchingEstimator.from_grid(signal_model, basis, SPACE, {"T1": np.geomspace(0.3, 3, 6), "T2": np.geomspace(
+        0.02, 0.3, 6), "B1": np.array([1.0])}, ("T2", "T1"))
+    nlls = NLLSEstimator(signal_model, basis, SPACE, ("T2", "T1"), init=dm, iterations=3)
+    for estimator in (dm, nlls):
+        assert isinstance(estimator, Estimator)
+        assert estimator.units == ("s", "s") and estimator.basis is basis
+        out = estimator.predict(clean, batch=2, precision="fp32", device="cpu")  # options a kind does not use: ignored
+        assert out.shape == (len(clean), 2) and out.dtype == np.float64 and np.isfinite(out).all()
+    assert not isinstance(signal_model, Estimator)

@@ -7,16 +7,25 @@ import json
 import numpy as np
 import pytest
 import torch
-
 from crbnet.basis import svd_basis
-from crbnet.io import read_maps, save_maps, write_nifti_map
-from crbnet.maps import agreement, crb_image, estimate_voxels, paired_table, roi_table
+from crbnet.io.maps import read_maps, save_maps
+from crbnet.io.nifti import write_nifti_map
+from crbnet.io.voxels import VoxelData
+from crbnet.maps import crb_image, estimate_voxels
 from crbnet.matching import MatchingEstimator
-from crbnet.signals.fisp import FISPSignalModel
 from crbnet.parameters import PARAMETERIZATIONS, ParameterSpace
-from crbnet.phantoms import (PhantomError, brain_labels, coefficient_image, load_phantom, save_phantom,
-                             smooth_phase, tube_phantom)
+from crbnet.phantoms import (
+    PhantomError,
+    brain_labels,
+    coefficient_image,
+    load_phantom,
+    save_phantom,
+    smooth_phase,
+    tube_phantom,
+)
 from crbnet.sequences import FISPSequence
+from crbnet.signals.fisp import FISPSignalModel
+from crbnet.tables import agreement, paired_table, roi_table
 
 APPARENT = PARAMETERIZATIONS["apparent_t1"]
 FISP = PARAMETERIZATIONS["fisp"]
@@ -108,8 +117,8 @@ def test_dictionary_maps_recover_the_tubes_and_crb_maps_match_the_crb(tmp_path):
     image = coefficient_image(phantom, signal_model, basis, snr=1e6, seed=1)
     image[3, 12, 0, 2] = np.nan  # a corrupt voxel inside the bath is left out, not propagated
     assert phantom.mask[3, 12, 0]
-    estimates = np.full((*phantom.mask.shape, 2), np.nan)
-    estimates[phantom.mask] = estimate_voxels(dm, image[phantom.mask])
+    voxels = VoxelData(image[phantom.mask], phantom.mask, {"basis_sha256": basis.sha256})
+    estimates = voxels.scatter(estimate_voxels(dm, voxels), np.nan)
     assert np.isnan(estimates[3, 12, 0]).all() and np.isnan(estimates[~phantom.mask]).all()
     ok = phantom.mask & ~np.isnan(estimates[..., 0])
     np.testing.assert_allclose(estimates[ok][:, 0], phantom.maps["T1"][ok])

@@ -75,3 +75,18 @@ def test_plot_maps_explicit_windows_and_difference_rows():
     assert len(nlls_dots.get_offsets()) == np.isfinite(nlls["T2f"][..., 0]).sum() > 0
     assert "0.212" in axes[2, 0].get_title() and "±" not in axes[2, 0].get_title()
     assert "pallidum" in axes[1, 0].get_title() and not axes[3, 0].images    # the window tissues, shown once
+
+
+def test_plotting_and_tables_import_without_torch():
+    """Figures and summary tables work from small tables alone: a fresh interpreter that imports them has not
+    loaded torch (a plotting environment or a reader's laptop need not have it)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import sys; import crbnet.plotting, crbnet.tables, crbnet.io.maps, crbnet.io.nifti; "
+            "print('torch' in sys.modules)")
+    workflow = Path(__file__).resolve().parents[1] / "workflow"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={"PYTHONPATH": str(workflow), "PATH": ""})
+    assert out.stdout.strip() == "False"

@@ -9,7 +9,6 @@ import h5py
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import REFERENCE, ROOT
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
@@ -97,7 +96,7 @@ def test_tiny_end_to_end(tmp_path):
             assert len(table) == 3 * n and set(table.parameter) == {"m0s", "T1", "T2f"}
             assert np.all(np.isfinite(table[["bias", "variance", "crb"]])) and np.all(table.variance >= 0)
             assert (table.variance > 0).mean() > 0.5  # a 2-epoch network may saturate for a few fingerprints
-        raw = pd.read_csv(exp / "eval" / "sweep" / f"{loss}.csv")  # 3 sweep values x 8 realizations x 3 parameters
+        raw = pd.read_csv(exp / "eval" / "parameter_sweep" / f"{loss}.csv")  # 3 sweep values x 8 realizations x 3 parameters
         assert len(raw) == 72 and sorted(set(raw.at_T2f)) == pytest.approx([0.04, 0.08, 0.12])
         assert np.all(np.isfinite(raw.estimate))
         sweep = pd.read_csv(exp / "eval" / "snr_sweep" / f"{loss}.csv")  # one point, two SNRs, three parameters
@@ -194,9 +193,9 @@ def _check_tiny_fisp(exp):
         assert len(table) == 2 * 6 and set(table.parameter) == {"T1", "T2"} and np.all(table.variance >= 0)
         sweep = pd.read_csv(exp / "eval" / "snr_sweep" / f"{estimator}.csv")
         assert len(sweep) == 4 and np.all(sweep.at_T1 == 0.85)
-        raw = pd.read_csv(exp / "eval" / "sweep" / f"{estimator}.csv")
+        raw = pd.read_csv(exp / "eval" / "parameter_sweep" / f"{estimator}.csv")
         assert len(raw) == 3 * 8 * 2 and np.all(np.isfinite(raw.estimate))
-    raw = pd.read_csv(exp / "eval" / "sweep" / "matching.csv")
+    raw = pd.read_csv(exp / "eval" / "parameter_sweep" / "matching.csv")
     estimates = raw[raw.parameter == "T1"].estimate.to_numpy()  # matching returns grid values (CSV: 10 digits)
     assert np.all(np.abs(estimates[:, None] / np.geomspace(0.2, 3.0, 8) - 1).min(axis=1) < 1e-9)
     headline = pd.read_csv(exp / "tables" / "summary.csv")

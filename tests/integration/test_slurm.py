@@ -11,7 +11,6 @@ import sys
 
 import pytest
 import yaml
-
 from conftest import ROOT
 
 SCRIPT = ROOT / "tests" / "integration" / "slurm_cluster.sh"
@@ -73,7 +72,7 @@ def test_tiny_workflow_runs_through_sbatch(cluster, tmp_path):
     logs = list((tmp_path / "slurm_logs").rglob("*.log"))
     assert len(logs) >= expected
     text = "\n".join(log.read_text(errors="replace") for log in logs)
-    assert all(f"rule {name}" in text for name in ("train_network", "dictionary", "simulate_dataset"))
+    assert all(f"rule {name}" in text for name in ("train_network", "matching_estimator", "simulate_dataset"))
     records = subprocess.run(["squeue", "-h", "-t", "all", "-o", "%i|%T|%k"], env=cluster, capture_output=True,
                              text=True, check=True).stdout.split()
     assert {r.split("|")[1] for r in records} <= {"COMPLETED"}, records

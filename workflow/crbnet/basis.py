@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from crbnet.io import atomic_hdf5
+from crbnet.io.atomic import atomic_hdf5
 
 NORMALIZATIONS = ("unit_norm", "first_coefficient")
 

@@ -17,11 +17,13 @@ import pandas as pd
 from crbnet.basis import BasisError
 from crbnet.crb import scale_crb, unit_crb
 from crbnet.estimator import ModelError, load_estimator
-from crbnet.io import DataError, read_voxels, write_csv, write_estimates
-from crbnet.signals import default_parameterization, signal_model_for
+from crbnet.io.atomic import write_csv
+from crbnet.io.voxels import DataError, read_voxels, write_estimates
+from crbnet.maps import estimate_voxels
 from crbnet.parameters import ParameterError, Parameterization, get_parameterization, infer_parameterization, parameter
 from crbnet.runtime import DeviceError, pick_device
 from crbnet.sequences import SequenceError, load_sequence
+from crbnet.signals import default_parameterization, signal_model_for
 
 
 class UsageError(Exception):
@@ -106,9 +108,8 @@ def _fit(args: argparse.Namespace) -> None:
         raise UsageError(f"--batch must be positive, got {args.batch}")
     estimator = load_estimator(args.model)
     data = read_voxels(args.data, args.mask)
-    estimator.basis.check(data.attrs.get("basis_sha256"), data.attrs.get("sequence_sha256"))
     device = pick_device(args.device, gpus=1)
-    estimates = estimator.predict(data.values, batch=args.batch, precision=args.precision, device=device)
+    estimates = estimate_voxels(estimator, data, batch=args.batch, precision=args.precision, device=device)
     write_estimates(args.out, estimates, list(estimator.names), list(estimator.units), data,
                     {"model": str(args.model), "precision": args.precision})
 

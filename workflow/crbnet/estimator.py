@@ -1,6 +1,7 @@
-"""A trained network with everything needed to apply it: basis, input normalization and metadata.
+"""Estimators: the protocol that the network, dictionary-matching (crbnet.matching) and NLLS (crbnet.fitting)
+estimators share, and the trained network with everything needed to apply it (basis, input normalization, metadata).
 
-One file per model (``torch.save`` of tensors and plain containers, loadable with ``weights_only=True``).
+One file per trained network (``torch.save`` of tensors and plain containers, loadable with ``weights_only=True``).
 """
 
 from __future__ import annotations
@@ -8,12 +9,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
 
 from crbnet.basis import Basis, normalize
-from crbnet.io import atomic_path
+from crbnet.io.atomic import atomic_path
 from crbnet.matching import MatchingEstimator
 from crbnet.nets import ResidualMLP
 from crbnet.runtime import DeviceError, batch_entries, resolve_precision
@@ -25,8 +27,22 @@ class ModelError(ValueError):
     """An unreadable model file or data the model cannot be applied to."""
 
 
+@runtime_checkable
+class Estimator(Protocol):
+    """What every estimator offers: the estimated parameters' ``names`` and SI ``units``, the ``basis`` its
+    coefficients live in, and ``predict``: estimates (n, Pe) float64 from complex coefficients or fingerprints (n, ...)
+    of the basis's sequence (keyword options such as ``batch``, ``precision`` and ``device`` are used where they
+    apply)."""
+
+    names: tuple[str, ...]
+    units: tuple[str, ...]
+    basis: Basis
+
+    def predict(self, data: np.ndarray, **options: object) -> np.ndarray: ...
+
+
 @dataclass
-class Estimator:
+class NetworkEstimator:
     """Network + basis + normalization. ``architecture`` holds the ResidualMLP keyword arguments
     (n_in, hidden, norm, skips); ``metadata`` the parameterization and the training configuration."""
 
@@ -54,7 +70,7 @@ class Estimator:
             torch.save(payload, tmp)
 
     @classmethod
-    def load(cls, path: str | Path) -> Estimator:
+    def load(cls, path: str | Path) -> NetworkEstimator:
         try:
             payload = torch.load(path, map_location="cpu", weights_only=True)
         except FileNotFoundError:
@@ -106,12 +122,11 @@ class Estimator:
         return out
 
 
-def load_estimator(path: str | Path) -> Estimator | MatchingEstimator:
-    """A trained network (``.pt``) or a dictionary-matching estimator (``.h5``), both with ``names``, ``units``,
-    ``basis`` and ``predict``."""
+def load_estimator(path: str | Path) -> Estimator:
+    """A trained network (``.pt``) or a dictionary-matching estimator (``.h5``)."""
     if Path(path).suffix == ".h5":
         try:
             return MatchingEstimator.load(path)
         except ValueError as err:
             raise ModelError(str(err)) from None
-    return Estimator.load(path)
+    return NetworkEstimator.load(path)

@@ -18,7 +18,7 @@ from crbnet.parameters import ParameterSpace, parameter
 
 
 class NLLSEstimator:
-    """NLLS with the estimator interface (``names``, ``units``, ``basis``, ``predict``).
+    """NLLS, a ``crbnet.estimator.Estimator``.
 
     ``fit`` are the parameters varied (default: all of the model's parameterization), the others stay at the prior
     means of ``space``; ``names`` those reported. Starting values come from ``init`` (an estimator whose outputs
@@ -26,7 +26,7 @@ class NLLSEstimator:
     stops early once a step lowers its cost by less than the fraction ``ftol``."""
 
     def __init__(self, signal_model, basis: Basis, space: ParameterSpace, names: Sequence[str],
-                 fit: Sequence[str] | None = None, init=None, iterations: int = 30, batch: int | None = None,
+                 fit: Sequence[str] | None = None, init=None, iterations: int = 20, batch: int | None = None,
                  ftol: float = 1e-8) -> None:
         self.signal_model, self.basis, self.space, self.init = signal_model, basis, space, init
         self.names = tuple(names)

@@ -1,29 +1,47 @@
-"""Parameter maps of a phantom (or of coefficient images) from any estimator, their sqrt(CRB) uncertainty maps, and
-per-tissue tables of them, and their agreement with a reference estimator (files: crbnet.io.save_maps, read_maps,
-write_nifti_map)."""
+"""Parameter maps of a phantom or of a scan's coefficient image by any estimator (crbnet.estimator.Estimator), and
+their sqrt(CRB) uncertainty maps. Files: crbnet.io.maps; per-tissue tables of the maps: crbnet.tables."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
+from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 
 from crbnet.crb import scale_crb, unit_crb
-from crbnet.io import read_maps
+from crbnet.estimator import Estimator
+from crbnet.io.voxels import DataError, VoxelData, read_voxels
+from crbnet.phantoms import load_phantom
 from crbnet.simulation import chunks, distinct_rows
+from crbnet.tables import eroded
 
 
-def estimate_voxels(estimator, data: np.ndarray) -> np.ndarray:
-    """Estimates (n, Pe) float64 of voxel data (n, K); voxels whose values are not all finite are left NaN (and
-    counted in the log) instead of being passed to the estimator."""
-    finite = np.isfinite(data).all(axis=1)
+def image_voxels(path: str | Path, mask_path: str | Path | None = None, phantom: bool = False
+                 ) -> tuple[VoxelData, np.ndarray]:
+    """The voxels of a phantom file (its coefficient image inside the object) or of a scan (coefficients
+    (X, Y, Z, K) in NPY, HDF5 or NIfTI, inside the optional mask), and labels (X, Y, Z) to sample voxels from: the
+    phantom's tissues; for a scan 1 inside its mask."""
+    if phantom:
+        truth, coefficients, attrs = load_phantom(path)
+        return VoxelData(coefficients[truth.mask], truth.mask, attrs), truth.labels
+    data = read_voxels(path, mask_path)
+    if data.mask.ndim != 3:
+        raise DataError(f"{path}: expected coefficients (X, Y, Z, K), got {data.mask.ndim} spatial axes")
+    return data, data.mask.astype(np.int16)
+
+
+def estimate_voxels(estimator: Estimator, data: VoxelData, **options: object) -> np.ndarray:
+    """Estimates (n, Pe) float64 of voxel data in the estimator's basis (checked against the hashes the file
+    carries); voxels whose values are not all finite are left NaN (and counted in the log) instead of being passed
+    to the estimator. ``options`` go to ``predict`` (batch, precision, device)."""
+    estimator.basis.check(data.attrs.get("basis_sha256"), data.attrs.get("sequence_sha256"))
+    finite = np.isfinite(data.values).all(axis=1)
     if not finite.all():
-        print(f"{int((~finite).sum())} of {len(data)} voxels with NaN or inf coefficients left out (NaN maps)")
-    out = np.full((len(data), len(estimator.names)), np.nan)
+        print(f"{int((~finite).sum())} of {len(finite)} voxels with NaN or inf coefficients left out (NaN maps)")
+    out = np.full((len(finite), len(estimator.names)), np.nan)
     if finite.any():
-        out[finite] = estimator.predict(data[finite])
+        out[finite] = estimator.predict(data.values[finite], **options)
     return out
 
 
@@ -50,15 +68,6 @@ def crb_image(signal_model, basis, estimates: np.ndarray, names: tuple[str, ...]
     return out
 
 
-def eroded(labels: np.ndarray) -> np.ndarray:
-    """Labels with every voxel that has an in-plane neighbour of another label set to 0 (partial-volume edge)."""
-    keep = labels.copy()
-    for axis in (0, 1):
-        for shift in (-1, 1):
-            keep[np.roll(labels, shift, axis=axis) != labels] = 0
-    return keep
-
-
 def sample_voxels(labels: np.ndarray, per_label: int, seed: int) -> np.ndarray:
     """Mask of up to ``per_label`` voxels drawn (seeded) from the interior (``eroded``) of every label > 0, for
     estimators too slow for every voxel (NLLS)."""
@@ -69,45 +78,3 @@ def sample_voxels(labels: np.ndarray, per_label: int, seed: int) -> np.ndarray:
         where = np.flatnonzero(interior == label)
         mask.flat[rng.choice(where, size=min(per_label, len(where)), replace=False)] = True
     return mask
-
-
-def phantom_maps(phantom, paths: Mapping[str, str]) -> dict[str, dict[str, np.ndarray]]:
-    """The true maps of a ``crbnet.phantoms.Phantom`` (source ``truth``) and every estimator's maps (files of
-    crbnet.io.save_maps, keyed by estimator), each over the estimated parameters."""
-    estimates = {name: read_maps(path)[0] for name, path in paths.items()}
-    names = list(next(iter(estimates.values())))
-    return {"truth": {k: phantom.maps[k] for k in names}} | estimates
-
-
-def roi_table(labels: np.ndarray, tissues: Mapping[int, str], maps: Mapping[str, Mapping[str, np.ndarray]],
-              erode: bool = False) -> pd.DataFrame:
-    """Long table (estimator, tissue, parameter, value) of every voxel of every tissue; ``erode`` drops voxels with a
-    neighbour of another label in the image plane (the CRB paper's tube analysis)."""
-    keep = eroded(labels) if erode else labels
-    frames = []
-    for source, images in maps.items():
-        for label, tissue in tissues.items():
-            inside = keep == label
-            for name, image in images.items():
-                frames.append(pd.DataFrame({"estimator": source, "tissue": tissue, "parameter": name,
-                                            "value": image[inside]}))
-    return pd.concat(frames, ignore_index=True)
-
-
-def paired_table(table: pd.DataFrame, reference: str) -> pd.DataFrame:
-    """Voxel pairs (estimator, tissue, parameter, reference, value) of a ``roi_table``: every other source's value
-    next to the ``reference`` estimator's in the same voxel, wherever that is finite (NLLS maps a sample of voxels)."""
-    keys = ["tissue", "parameter", "voxel"]
-    table = table.assign(voxel=table.groupby(["estimator", "tissue", "parameter"], sort=False).cumcount())
-    ref = table[table.estimator == reference].dropna(subset=["value"])[keys + ["value"]]
-    pairs = table[table.estimator != reference].merge(ref.rename(columns={"value": "reference"}), on=keys)
-    return pairs.drop(columns="voxel")
-
-
-def agreement(pairs: pd.DataFrame, by: Sequence[str] = ("estimator", "parameter")) -> pd.DataFrame:
-    """Median signed and absolute relative difference (%) from the reference, and the voxel count, per group of a
-    ``paired_table``."""
-    rel = 100 * (pairs.value - pairs.reference) / pairs.reference.abs()
-    return (pairs.assign(rel=rel, abs_rel=rel.abs()).groupby(list(by), sort=False)
-            .agg(median_rel_diff_pct=("rel", "median"), median_abs_rel_diff_pct=("abs_rel", "median"),
-                 voxels=("rel", "count")).reset_index())

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from crbnet.basis import Basis
-from crbnet.io import atomic_hdf5
+from crbnet.io.atomic import atomic_hdf5
 from crbnet.parameters import ParameterSpace, parameter
 from crbnet.simulation import project_signals
 
@@ -284,8 +284,8 @@ class Dictionary:
 
 
 class MatchingEstimator:
-    """Dictionary matching with the interface of a trained network (``names``, ``units``, ``basis``, ``predict``),
-    so the Monte-Carlo evaluation and ``crbnet fit`` treat both alike (the reference estimator of Mao's second
+    """Dictionary matching, a ``crbnet.estimator.Estimator`` like the trained network, so the Monte-Carlo evaluation
+    and ``crbnet fit`` treat both alike (the reference estimator of Mao's second
     application). Saved as one HDF5 file with its atoms, their parameters and the basis."""
 
     def __init__(self, dictionary: Dictionary, basis: Basis, names: tuple[str, ...]) -> None:

@@ -11,10 +11,13 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from scipy import stats
+
+if TYPE_CHECKING:  # the maps work on any array type; torch is not needed to name parameters (plotting)
+    import torch
 
 
 class ParameterError(ValueError):

@@ -22,7 +22,8 @@ import h5py
 import numpy as np
 
 from crbnet.basis import Basis
-from crbnet.io import atomic_hdf5, read_maps
+from crbnet.io.atomic import atomic_hdf5
+from crbnet.io.maps import read_maps
 from crbnet.parameters import ParameterError, Parameterization, parameter, validate
 from crbnet.simulation import distinct_rows, project_signals
 
@@ -149,6 +150,15 @@ def brain_phantom(table: Mapping[str, Mapping[str, float]], parameterization: Pa
     """The brain phantom with the values of ``table`` (tissue -> {parameter: value}) per tissue of ``brain_labels``."""
     labels, tissues, affine = brain_labels(axial_slice)
     return Phantom(labels, tissues, tissue_maps(labels, tissues, table, parameterization), affine)
+
+
+def build_phantom(cfg: Mapping[str, object], parameterization: Parameterization) -> Phantom:
+    """The phantom of a config entry (``experiments.E.phantoms.NAME``, schema defaults filled): ``tubes`` of
+    ``size`` voxels with B1 and omega0 falling to ``B1_edge`` and ``omega0_edge`` at the wall, or the ``brain``
+    slice ``axial_slice`` (None: the whole volume)."""
+    if cfg["kind"] == "tubes":
+        return tube_phantom(cfg["tissues"], parameterization, cfg["size"], cfg["B1_edge"], cfg["omega0_edge"])
+    return brain_phantom(cfg["tissues"], parameterization, cfg["axial_slice"])
 
 
 def smooth_phase(shape: Sequence[int], seed: int) -> np.ndarray:

@@ -14,10 +14,10 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from cmcrameri import cm  # noqa: E402
 
-from crbnet.io import atomic_path  # noqa: E402
-from crbnet.maps import agreement  # noqa: E402
+from crbnet.io.atomic import atomic_path  # noqa: E402
 from crbnet.parameters import parameter  # noqa: E402
 from crbnet.sequences import FISPSequence, QMTSequence  # noqa: E402
+from crbnet.tables import agreement  # noqa: E402
 
 
 def _style() -> None:
@@ -254,7 +254,7 @@ def plot_learning_curve(table: pd.DataFrame, x: str = "fingerprints") -> plt.Fig
     """CRB-loss per estimated parameter against the number of training fingerprints (``x="fingerprints"``) or of
     optimizer steps (``x="steps"``), one line per network and split (the training split dashed, the test split
     solid, others dash-dotted, ...) with bootstrap 95 % intervals; ``table`` comes from
-    crbnet.evaluation.learning_curve_table."""
+    crbnet.tables.learning_curve_table."""
     _style()
     column, label = {"fingerprints": ("train_fingerprints", "training fingerprints"),
                      "steps": ("steps", "optimizer steps")}[x]
@@ -310,7 +310,7 @@ def plot_sweep_boxplots(tables: dict[str, pd.DataFrame], swept: str, alpha: floa
     """Mao Fig. 1: box plots of the estimates over a 1-D sweep of ``swept``, per network, with the true values
     (red) and an asterisk where Welch's t-test finds the errors of the CRB and bias-reduced networks (else the first
     two) different at p < ``alpha``."""
-    from crbnet.evaluation import welch_tests
+    from crbnet.tables import welch_tests
 
     _style()
     losses = list(tables)
@@ -457,7 +457,7 @@ def plot_maps(maps: dict[str, dict[str, np.ndarray]], labels: np.ndarray, tissue
 
 def plot_roi_boxplots(table: pd.DataFrame) -> plt.Figure:
     """Zhang Fig. 9 / Mao Fig. 5G: box plots per tissue (tube) of each parameter, one box per estimator, with the
-    true value in red. ``table`` comes from crbnet.maps.roi_table (sources: ``truth`` and the estimators)."""
+    true value in red. ``table`` comes from crbnet.tables.roi_table (sources: ``truth`` and the estimators)."""
     _style()
     names = list(dict.fromkeys(table.parameter))
     tissues = list(dict.fromkeys(table.tissue))
@@ -488,7 +488,7 @@ def plot_agreement(pairs: pd.DataFrame, reference: str = "nlls") -> plt.Figure:
     """Mao Fig. 4 / Zhang Fig. 9 in numbers: every source's estimate against the ``reference`` estimator's in the
     same voxel (one row per parameter, one column per source, colour by tissue; log axes for a parameter spanning
     more than a decade), the identity line, and the median absolute relative difference. ``pairs`` comes from
-    crbnet.maps.paired_table."""
+    crbnet.tables.paired_table."""
     _style()
     names = list(dict.fromkeys(pairs.parameter))
     sources = list(dict.fromkeys(pairs.estimator))

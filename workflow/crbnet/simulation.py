@@ -12,11 +12,12 @@ import torch
 
 from crbnet.basis import Basis, BasisError
 from crbnet.crb import unit_crb
-from crbnet.io import atomic_hdf5
-from crbnet.signals.fisp import FISPSignalModel
-from crbnet.signals.qmt import QMTSignalModel
+from crbnet.io.atomic import atomic_hdf5
 from crbnet.parameters import ParameterSpace, validate
 from crbnet.runtime import progress as progress_bar
+from crbnet.signals.fisp import FISPSignalModel
+from crbnet.signals.qmt import QMTSignalModel
+
 
 def chunks(signal_model: QMTSignalModel | FISPSignalModel, values: Mapping[str, np.ndarray], wrt: tuple[str, ...], chunk: int | None = None,
            progress: bool = False) -> Iterator[tuple[slice, torch.Tensor, torch.Tensor]]:

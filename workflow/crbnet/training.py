@@ -22,8 +22,8 @@ from torch import nn
 from crbnet import losses
 from crbnet.basis import Basis, input_size, normalize
 from crbnet.datasets import FingerprintSet, NoiseModel, generator, load_examples
-from crbnet.estimator import Estimator
-from crbnet.io import atomic_path, write_csv
+from crbnet.estimator import NetworkEstimator
+from crbnet.io.atomic import atomic_path, write_csv
 from crbnet.nets import ZHANG_HIDDEN, ResidualMLP
 from crbnet.runtime import progress as progress_bar
 from crbnet.runtime import resolve_precision
@@ -87,20 +87,20 @@ class TrainConfig:
         return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=list).encode()).hexdigest()
 
 
-def build_estimator(train: FingerprintSet, basis: Basis, cfg: TrainConfig) -> Estimator:
+def build_estimator(train: FingerprintSet, basis: Basis, cfg: TrainConfig) -> NetworkEstimator:
     """A freshly initialized (seeded) network; parameters are scaled by the training set's mean and std."""
     torch.manual_seed(cfg.seed)
     architecture = {"n_in": input_size(basis.rank, cfg.normalization), "hidden": list(cfg.hidden),
                     "norm": cfg.norm, "skips": cfg.skips if cfg.skips == "auto" else [list(s) for s in cfg.skips]}
     p = train.parameters
     net = ResidualMLP(shift=p.mean(0), scale=p.std(0), **architecture)
-    return Estimator(net, basis, cfg.normalization, train.names, train.units, architecture,
+    return NetworkEstimator(net, basis, cfg.normalization, train.names, train.units, architecture,
                      {"training": dataclasses.asdict(cfg), "crb_domain": train.crb_domain})
 
 
-def warm_start(estimator: Estimator, path: str | Path) -> None:
+def warm_start(estimator: NetworkEstimator, path: str | Path) -> None:
     """Initialize from a trained model of the same architecture, basis and outputs (Mao: from the CRB net)."""
-    source = Estimator.load(path)
+    source = NetworkEstimator.load(path)
     if (source.architecture, source.names, source.basis.sha256) != (estimator.architecture, estimator.names,
                                                                     estimator.basis.sha256):
         raise ValueError(f"cannot warm-start from {path}: architecture, outputs or basis differ")
@@ -183,7 +183,7 @@ def _epoch(net: ResidualMLP, opt: torch.optim.Optimizer, train: FingerprintSet, 
     return {k: float(v) for k, v in sums.items()}
 
 
-def train(estimator: Estimator, train_set: FingerprintSet, val_set: FingerprintSet, cfg: TrainConfig,
+def train(estimator: NetworkEstimator, train_set: FingerprintSet, val_set: FingerprintSet, cfg: TrainConfig,
           device: torch.device, history_path: str | Path | None = None, checkpoint_path: str | Path | None = None,
           progress: bool = True) -> pd.DataFrame:
     """Train ``estimator.net`` in place for ``cfg.epochs`` epochs and return the history (one row per epoch).
@@ -262,7 +262,7 @@ def _resume(path: str | Path | None, cfg: TrainConfig, net: ResidualMLP, opt: to
 
 def train_from_files(train_path: str | Path, val_path: str | Path, basis_path: str | Path, cfg: TrainConfig,
                      device: torch.device, history_path: str | Path, checkpoint_path: str | Path | None = None,
-                     warm: str | Path | None = None, progress: bool = True) -> Estimator:
+                     warm: str | Path | None = None, progress: bool = True) -> NetworkEstimator:
     """Train a network on simulated dataset files projected onto a saved basis (what the workflow runs)."""
     basis = Basis.load(basis_path)
     train_set, val_set = (load_examples(p, basis, cfg.estimate) for p in (train_path, val_path))

@@ -1,11 +1,11 @@
-"""Adapter: export the SVD basis for BART (logic in crbnet.io.write_cfl)."""
+"""Adapter: export the SVD basis for BART (logic in crbnet.io.cfl.write_cfl)."""
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
 
 from crbnet.basis import Basis  # noqa: E402
-from crbnet.io import write_cfl  # noqa: E402
+from crbnet.io.cfl import write_cfl  # noqa: E402
 
 sm = snakemake  # noqa: F821
 U = Basis.load(sm.input.basis).U

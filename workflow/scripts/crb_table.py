@@ -4,7 +4,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
 
-from crbnet.io import write_csv  # noqa: E402
+from crbnet.io.atomic import write_csv  # noqa: E402
 from crbnet.runtime import logged  # noqa: E402
 from crbnet.simulation import crb_summary  # noqa: E402
 

@@ -7,7 +7,7 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
 
 from crbnet.estimator import load_estimator  # noqa: E402
 from crbnet.evaluation import evaluate_file  # noqa: E402
-from crbnet.io import write_csv  # noqa: E402
+from crbnet.io.atomic import write_csv  # noqa: E402
 from crbnet.runtime import logged  # noqa: E402
 
 sm = snakemake  # noqa: F821

@@ -1,4 +1,4 @@
-"""Adapter: learning-curve table and figure (logic in crbnet.evaluation.learning_curve_table and crbnet.plotting)."""
+"""Adapter: learning-curve table and figure (logic in crbnet.tables.learning_curve_table and crbnet.plotting)."""
 import sys
 from pathlib import Path
 
@@ -7,9 +7,9 @@ import pandas as pd
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
 
 from crbnet import plotting  # noqa: E402
-from crbnet.evaluation import learning_curve_table  # noqa: E402
-from crbnet.io import write_csv  # noqa: E402
+from crbnet.io.atomic import write_csv  # noqa: E402
 from crbnet.runtime import logged  # noqa: E402
+from crbnet.tables import learning_curve_table  # noqa: E402
 
 sm = snakemake  # noqa: F821
 with logged(sm.log[0]):

@@ -4,7 +4,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
 
-from crbnet.io import DataError, read_maps, write_nifti_map  # noqa: E402
+from crbnet.io.maps import read_maps  # noqa: E402
+from crbnet.io.nifti import write_nifti_map  # noqa: E402
+from crbnet.io.voxels import DataError  # noqa: E402
 
 sm = snakemake  # noqa: F821
 name = sm.wildcards.parameter

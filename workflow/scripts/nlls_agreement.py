@@ -7,10 +7,10 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
 
-from crbnet.io import write_csv  # noqa: E402
-from crbnet.maps import agreement, paired_table, phantom_maps, roi_table  # noqa: E402
+from crbnet.io.atomic import write_csv  # noqa: E402
 from crbnet.phantoms import load_phantom  # noqa: E402
 from crbnet.runtime import logged  # noqa: E402
+from crbnet.tables import agreement, paired_table, phantom_maps, roi_table  # noqa: E402
 
 sm = snakemake  # noqa: F821
 with logged(sm.log[0]):

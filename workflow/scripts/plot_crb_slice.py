@@ -14,5 +14,5 @@ sm = snakemake  # noqa: F821
 with logged(sm.log[0]):
     cfg = json.loads(sm.params.slice)
     fig = plot_crb_slice(pd.read_csv(sm.input.table), cfg["x"]["name"], cfg["y"]["name"], cfg["estimate"],
-                         cfg.get("sigma", 0.01))
+                         cfg["sigma"])
     save(fig, [sm.output.png, sm.output.pdf])

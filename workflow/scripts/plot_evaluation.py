@@ -7,8 +7,8 @@ import pandas as pd
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
 
 from crbnet import plotting  # noqa: E402
-from crbnet.evaluation import summarize  # noqa: E402
 from crbnet.runtime import logged  # noqa: E402
+from crbnet.tables import summarize  # noqa: E402
 
 sm = snakemake  # noqa: F821
 

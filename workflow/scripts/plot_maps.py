@@ -6,9 +6,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
 
 from crbnet import plotting  # noqa: E402
-from crbnet.maps import phantom_maps, roi_table  # noqa: E402
 from crbnet.phantoms import load_phantom  # noqa: E402
 from crbnet.runtime import logged  # noqa: E402
+from crbnet.tables import phantom_maps, roi_table  # noqa: E402
 
 sm = snakemake  # noqa: F821
 with logged(sm.log[0]):

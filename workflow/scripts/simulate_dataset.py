@@ -20,5 +20,5 @@ with logged(sm.log[0], sm.threads):
     signal_model = signal_model_for(load_sequence(sm.input.sequence), space.parameterization, device)
     basis = Basis.load(sm.input.basis) if "basis" in sm.input.keys() else None
     write_dataset(sm.output.dataset, signal_model, dataset_values(space, split), progress=True,
-                  store_signals=split.get("store_signals", True), crb=split.get("crb", True), basis=basis,
+                  store_signals=split["store_signals"], crb=split["crb"], basis=basis,
                   attrs={"split": sm.wildcards.split})

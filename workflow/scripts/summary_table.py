@@ -1,4 +1,4 @@
-"""Adapter: headline table per estimator and parameter (logic in crbnet.evaluation.headline_table)."""
+"""Adapter: headline table per estimator and parameter (logic in crbnet.tables.headline_table)."""
 import sys
 from pathlib import Path
 
@@ -6,9 +6,9 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
 
-from crbnet.evaluation import headline_table  # noqa: E402
-from crbnet.io import write_csv  # noqa: E402
+from crbnet.io.atomic import write_csv  # noqa: E402
 from crbnet.runtime import logged  # noqa: E402
+from crbnet.tables import headline_table  # noqa: E402
 
 sm = snakemake  # noqa: F821
 with logged(sm.log[0]):

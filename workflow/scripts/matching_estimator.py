@@ -7,10 +7,10 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
 
 from crbnet.basis import Basis  # noqa: E402
 from crbnet.matching import MatchingEstimator  # noqa: E402
-from crbnet.signals import signal_model_for  # noqa: E402
 from crbnet.parameters import ParameterSpace  # noqa: E402
 from crbnet.runtime import logged, pick_device  # noqa: E402
 from crbnet.sequences import load_sequence  # noqa: E402
+from crbnet.signals import signal_model_for  # noqa: E402
 from crbnet.simulation import grid_axes  # noqa: E402
 
 sm = snakemake  # noqa: F821
@@ -22,4 +22,4 @@ with logged(sm.log[0], sm.threads):
                                             grid_axes(*json.loads(sm.params.axes)), tuple(sm.params.estimate),
                                             progress=True)
     print(f"{len(estimator.dictionary)} atoms over {', '.join(estimator.dictionary.names)}")
-    estimator.save(sm.output.dictionary)
+    estimator.save(sm.output.estimator)

@@ -1,0 +1,180 @@
+"""crbnet.experiment: schema defaults, the per-loss merge, estimator and figure registries, and the target list."""
+
+import copy
+import dataclasses
+import inspect
+import math
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import ROOT
+from crbnet import experiment as ex
+from crbnet.fitting import NLLSEstimator
+from crbnet.training import TrainConfig
+
+TINY = yaml.safe_load((ROOT / "tests/config/tiny.yaml").read_text())
+EXP = ("properties", "experiments", "additionalProperties", "properties")
+
+
+def schema_default(*path: str):
+    """The ``default`` the schema file states at ``path`` (read here with PyYAML, not through crbnet)."""
+    node = yaml.safe_load((ROOT / "workflow/crbnet/schemas/config.schema.yaml").read_text())
+    for key in path:
+        node = node[key]
+    return node["default"]
+
+
+def minimal(**extra) -> dict:
+    """One experiment with training and nothing optional."""
+    cfg = {"sequence": "s.yaml", "parameter_space": {"parameters": {"T1": 1.0}},
+           "datasets": {"train": {"n": 100, "seed": 1}, "val": {"n": 10, "seed": 2}, "test": {"n": 5, "seed": 3}},
+           "training": {"estimate": ["T1"], "losses": {"crb": {}}}}
+    return {"experiments": {"e": cfg | extra}}
+
+
+def test_defaults_are_filled_at_every_depth_without_overwriting():
+    config = copy.deepcopy(TINY)
+    filled = ex.with_defaults(config)
+    assert config == TINY  # the input is not changed
+    tiny = filled["experiments"]["tiny"]
+    assert tiny["evaluation"]["snr"] == schema_default(*EXP, "evaluation", "properties", "snr")
+    assert tiny["evaluation"]["realizations"] == 10  # given: kept
+    assert tiny["training"]["train_split"] == schema_default(*EXP, "training", "properties", "train_split")
+    assert tiny["datasets"]["train"]["crb"] is schema_default(*EXP, "datasets", "additionalProperties", "properties",
+                                                               "crb")
+    fisp = filled["experiments"]["tiny_fisp"]
+    axis_scale = yaml.safe_load((ROOT / "workflow/crbnet/schemas/config.schema.yaml").read_text())
+    axis_scale = axis_scale["$defs"]["axis"]["properties"]["scale"]["default"]
+    assert [axis["scale"] for axis in fisp["dictionary"]["axes"]] == ["log", "log", axis_scale]  # through a $ref
+    phantom = tiny["phantoms"]["tubes"]
+    assert phantom["size"] == 32 and phantom["seed"] == schema_default(*EXP, "phantoms", "additionalProperties",
+                                                                         "properties", "seed")
+    display = schema_default(*EXP, "phantoms", "additionalProperties", "properties", "display", "properties",
+                             "tissues")
+    assert phantom["display"]["tissues"] == display  # inside a defaulted object
+    assert ex.Plan.from_config(minimal()).learning_curves == schema_default("properties", "learning_curves")
+
+
+@pytest.mark.parametrize("change, phrase", [
+    (lambda c: c["experiments"]["e"]["datasets"]["train"].update(n=0), "experiments/e/datasets/train/n"),
+    (lambda c: c["experiments"]["e"].update(colour="red"), "'colour' was unexpected"),
+    (lambda c: c["experiments"]["e"]["training"]["losses"].update(l1={}), "l1"),
+])
+def test_schema_violations_name_the_key(change, phrase):
+    config = minimal()
+    change(config)
+    with pytest.raises(ex.ConfigError, match=phrase):
+        ex.Plan.from_config(config)
+
+
+def test_per_loss_overrides_win_and_workflow_keys_stay_out():
+    config = minimal()
+    config["experiments"]["e"]["training"].update(epochs=7, batch_size=32, lr=0.5)
+    config["experiments"]["e"]["training"]["losses"] = {"crb": {"epochs": 3},
+                                                         "bias_reduced": {"warm_start": "crb", "realizations": 4}}
+    exp = ex.Plan.from_config(config)["e"]
+    crb, br = exp.training_config("crb"), exp.training_config("bias_reduced")
+    assert (crb["epochs"], crb["batch_size"], crb["lr"], crb["loss"]) == (3, 32, 0.5, "crb")
+    assert (br["epochs"], br["realizations"], br["loss"]) == (7, 4, "bias_reduced")
+    for key in ("losses", "warm_start", "train_split", "val_split"):
+        assert key not in crb and key not in br
+    TrainConfig.from_mapping(br)  # every key is a TrainConfig field
+
+
+def test_optimizer_steps_count_batches_and_the_warm_start():
+    config = minimal()
+    config["experiments"]["e"]["training"].update(epochs=2, batch_size=30)
+    config["experiments"]["e"]["training"]["losses"] = {
+        "crb": {}, "bias_reduced": {"warm_start": "crb", "epochs": 5, "batch_size": 8, "train_fingerprints": 20}}
+    exp = ex.Plan.from_config(config)["e"]
+    assert exp.train_fingerprints("crb") == 100 and exp.train_fingerprints("bias_reduced") == 20
+    assert exp.optimizer_steps("crb") == 2 * math.ceil(100 / 30)
+    assert exp.optimizer_steps("bias_reduced") == 5 * math.ceil(20 / 8) + 2 * math.ceil(100 / 30)
+
+
+def test_basis_defaults_only_for_experiments_that_train():
+    plan = ex.Plan.from_config({"experiments": {
+        "trains": minimal()["experiments"]["e"],
+        "crb_only": {"sequence": "s.yaml", "parameter_space": {"parameters": {"T1": 1.0}},
+                     "datasets": {"train": {"n": 4, "seed": 1}}}}})
+    basis = plan["trains"].basis
+    assert basis["rank"] == schema_default(*EXP, "basis", "properties", "rank") and basis["split"] == "train"
+    assert plan["crb_only"].basis is None
+    assert not any(t.startswith("models/") for t in plan["crb_only"].targets())
+
+
+def test_estimators_and_figures_follow_the_configuration():
+    exp = ex.Plan.from_config(minimal())["e"]
+    assert exp.estimators == exp.map_estimators == ["crb"]
+    assert exp.network_figures == ["loss_curves"]  # nothing evaluated
+    targets = exp.targets()
+    assert "models/crb.pt" in targets and "tables/summary.csv" not in targets
+    assert not any("matching" in t or "nlls" in t for t in targets)
+
+    rich = minimal(evaluation={"splits": ["test"], "snr_sweep": {"split": "test", "values": [10, 20]}},
+                   dictionary={"axes": [{"name": "T1", "lower": 0.5, "upper": 2, "n": 3}]},
+                   nlls={}, phantoms={"p": {"kind": "tubes", "tissues": {"a": {"T1": 1.0}}, "crb_maps": ["crb"]}})
+    exp = ex.Plan.from_config(rich)["e"]
+    assert exp.estimators == ["crb", "matching"] and exp.map_estimators == ["crb", "matching", "nlls"]
+    assert set(exp.network_figures) == {"loss_curves", "bias_histograms", "std_histograms",
+                                        "bias_variance_histograms", "parameter_contributions", "snr_contributions",
+                                        "snr_bias_std"}
+    targets = set(exp.targets())
+    assert {"models/matching.h5", "eval/matching_test.csv", "eval/snr_sweep/matching.csv", "tables/summary.csv",
+            "maps/p/desc-nlls_T1map.nii.gz", "maps/p/desc-truth_T1map.nii.gz", "maps/p/desc-crb_T1sqrtcrb.nii.gz",
+            "figures/nlls_agreement_p.png", "figures/maps_p.png"} <= targets
+    assert "maps/p/desc-mse_T1sqrtcrb.nii.gz" not in targets
+    assert exp.model_file("nlls") == f"models/{schema_default(*EXP, 'nlls', 'properties', 'init')}.pt"
+    assert exp.figure_tables("loss_curves") == {"crb": "models/crb_history.csv"}  # networks only
+    assert exp.figure_tables("bias_histograms") == {"crb": "eval/crb_test.csv", "matching": "eval/matching_test.csv"}
+
+
+def test_selection_and_data_from():
+    config = minimal()
+    config["experiments"]["f"] = copy.deepcopy(config["experiments"]["e"]) | {"data_from": "e"}
+    plan = ex.Plan.from_config(config)
+    assert plan["f"].owner == "e" and plan.data_file("f", "train") == "results/e/data/train.h5"
+    assert list(ex.Plan.from_config(config, ["e"]).experiments) == ["e"]
+    with pytest.raises(ex.ConfigError, match="must be a selected experiment"):
+        ex.Plan.from_config(config, ["f"])
+    config["experiments"]["f"]["datasets"] = {"train": {"n": 5, "seed": 1}}
+    with pytest.raises(ex.ConfigError, match="needs the same datasets"):
+        ex.Plan.from_config(config)
+
+
+def test_learning_curve_runs_name_size_steps_and_split():
+    config = minimal(evaluation={"splits": ["test"]})
+    config["experiments"]["e2"] = copy.deepcopy(config["experiments"]["e"])
+    config["experiments"]["e2"]["training"]["train_fingerprints"] = 50
+    config["learning_curves"] = {"lc": {"experiments": ["e", "e2"], "x": "steps"}}
+    plan = ex.Plan.from_config(config)
+    epochs, batch = (schema_default(*EXP, "training", "properties", k) for k in ("epochs", "batch_size"))
+    runs = plan.learning_curve_runs("lc")
+    assert runs == {f"100/{epochs * math.ceil(100 / batch)}/crb/test/e": "results/e/eval/crb_test.csv",
+                    f"50/{epochs * math.ceil(50 / batch)}/crb/test/e2": "results/e2/eval/crb_test.csv"}
+    assert "results/learning_curves/lc.png" in plan.targets()
+    assert ex.Plan.from_config(config, ["e"]).learning_curves == {}  # not all its experiments selected
+
+
+def test_registries_agree_with_the_schema_the_library_and_the_captions():
+    node = yaml.safe_load((ROOT / "workflow/crbnet/schemas/config.schema.yaml").read_text())
+    for key in EXP:
+        node = node[key]
+    assert tuple(node["training"]["properties"]["losses"]["propertyNames"]["enum"]) == ex.NETWORK_LOSSES
+    assert set(ex.NETWORK_LOSSES) | {"matching", "nlls"} == set(ex.ESTIMATORS)
+    assert node["nlls"]["properties"]["init"]["enum"] == list(ex.NETWORK_LOSSES)
+    for figure in [*ex.FIGURES, *ex.IMAGE_FIGURES]:
+        assert (ROOT / "workflow/report" / f"{figure}.rst").is_file(), figure
+    # library defaults that the workflow's schema restates must agree with it
+    fields = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    for key in ("epochs", "batch_size"):
+        assert fields[key] == node["training"]["properties"][key]["default"], key
+    nlls = inspect.signature(NLLSEstimator).parameters["iterations"].default
+    assert nlls == node["nlls"]["properties"]["iterations"]["default"]
+
+
+def test_every_shipped_config_resolves():
+    for path in [*Path(ROOT / "config").glob("*.yaml"), ROOT / "tests/config/tiny.yaml"]:
+        plan = ex.Plan.from_config(yaml.safe_load(path.read_text()))
+        assert plan.targets(), path

@@ -1,0 +1,345 @@
+"""What a workflow configuration means: the schema's defaults filled in, the selected experiments, the estimators
+and figures each one has, the per-loss training settings, and the files the workflow makes.
+
+rules/common.smk builds a ``Plan`` from Snakemake's config and asks it; nothing here imports Snakemake. Defaults
+come from the schema (``schemas/config.schema.yaml``) and nowhere else.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from importlib import resources
+
+import jsonschema
+import yaml
+
+SCHEMA_FILE = resources.files("crbnet") / "schemas" / "config.schema.yaml"
+SHARED_DATA_KEYS = ("sequence", "parameter_space", "datasets", "basis")
+
+
+class ConfigError(ValueError):
+    """A workflow configuration that breaks the schema or contradicts itself."""
+
+
+# ------------------------------------------------------------------------------------------ defaults
+def schema() -> dict:
+    """The workflow configuration's JSON schema."""
+    return yaml.safe_load(SCHEMA_FILE.read_text())
+
+
+def _filling_validator() -> type:
+    """A Draft 2020-12 validator that sets each property's ``default`` before validating into it, so defaults
+    inside defaulted objects are filled too."""
+    base = jsonschema.Draft202012Validator
+    check_properties = base.VALIDATORS["properties"]
+
+    def properties(validator, props, instance, subschema):
+        if validator.is_type(instance, "object"):
+            for key, prop in props.items():
+                if "default" in prop and key not in instance:
+                    instance[key] = copy.deepcopy(prop["default"])
+        yield from check_properties(validator, props, instance, subschema)
+
+    return jsonschema.validators.extend(base, {"properties": properties})
+
+
+def with_defaults(config: Mapping, fragment: str | None = None) -> dict:
+    """A deep copy of ``config`` checked against the schema (or its ``$defs``/property ``fragment``, a JSON pointer
+    such as ``/properties/experiments/additionalProperties/properties/basis``) with every default filled in. A
+    ConfigError names the offending key."""
+    full = part = schema()
+    for key in fragment.strip("/").split("/") if fragment else ():
+        part = part[key]
+    part = {**part, "$defs": full["$defs"]}
+    out = copy.deepcopy(dict(config))
+    errors = sorted(_filling_validator()(part).iter_errors(out), key=lambda e: list(e.absolute_path))
+    if errors:
+        where = "/".join(map(str, errors[0].absolute_path)) or "(top level)"
+        raise ConfigError(f"config {where}: {errors[0].message}")
+    return out
+
+
+EXPERIMENT = "/properties/experiments/additionalProperties"
+
+
+# ------------------------------------------------------------------------------------------ registries
+@dataclass(frozen=True)
+class EstimatorKind:
+    """An estimator the workflow can run: its file under models/ and what it is, for NIfTI sidecars."""
+
+    suffix: str
+    description: str
+
+
+NETWORK_LOSSES = ("mse", "crb", "bias_reduced")
+ESTIMATORS: dict[str, EstimatorKind] = {
+    "mse": EstimatorKind("pt", "neural network trained with the MSE loss (crbnet)"),
+    "crb": EstimatorKind("pt", "neural network trained with the CRB-weighted loss (Zhang et al. 2022)"),
+    "bias_reduced": EstimatorKind("pt", "neural network trained with the bias-reduced loss (Mao et al.)"),
+    "matching": EstimatorKind("h5", "dictionary matching (maximum normalized inner product in the SVD subspace)"),
+    "nlls": EstimatorKind("pt", "non-linear least squares (batched Levenberg-Marquardt, crbnet.fitting) from a "
+                                "network's estimates"),
+}
+SOURCES = {**{k: v.description for k, v in ESTIMATORS.items()}, "truth": "ground truth of the numerical phantom"}
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A figure of an experiment's estimators: the table each estimator contributes (a pattern under
+    {results}/{experiment} with {estimator} and the figure settings' keys), its report category, whether only the
+    networks take part, and when the experiment can draw it."""
+
+    table: str
+    category: str
+    applies: Callable[[Experiment], bool]
+    networks_only: bool = False
+
+
+def _evaluated(key: str) -> Callable[[Experiment], bool]:
+    return lambda exp: exp.figures[key] in exp.evaluation["splits"]
+
+
+def _has(key: str) -> Callable[[Experiment], bool]:
+    return lambda exp: key in exp.evaluation
+
+
+TEST_TABLE = "eval/{estimator}_{test_split}.csv"
+GRID_TABLE = "eval/{estimator}_{grid_split}.csv"
+HISTORY_TABLE = "models/{estimator}_history.csv"
+FIGURES: dict[str, Figure] = {
+    "loss_curves": Figure(HISTORY_TABLE, "Training", lambda exp: True, networks_only=True),
+    "grid_bias_std": Figure(GRID_TABLE, "Bias and variance", _evaluated("grid_split")),
+    "bias_histograms": Figure(TEST_TABLE, "Bias and variance", _evaluated("test_split")),
+    "std_histograms": Figure(TEST_TABLE, "Bias and variance", _evaluated("test_split")),
+    "bias_variance_histograms": Figure(TEST_TABLE, "Bias and variance", _evaluated("test_split")),
+    "parameter_contributions": Figure(TEST_TABLE, "Bias and variance", _evaluated("test_split")),
+    "snr_contributions": Figure("eval/snr_sweep/{estimator}.csv", "Bias and variance", _has("snr_sweep")),
+    "snr_bias_std": Figure("eval/snr_sweep/{estimator}.csv", "Bias and variance", _has("snr_sweep")),
+    "sweep_boxplots": Figure("eval/parameter_sweep/{estimator}.csv", "Bias and variance", _has("parameter_sweep")),
+}
+IMAGE_FIGURES = ("maps", "roi_boxplots")
+
+
+# ------------------------------------------------------------------------------------------ one experiment
+@dataclass(frozen=True)
+class Experiment:
+    """One experiment's configuration (defaults filled) and what follows from it. ``owner`` is the experiment whose
+    datasets and basis it uses (itself, or its ``data_from``)."""
+
+    name: str
+    config: dict
+    owner: str
+
+    def __getitem__(self, key: str):
+        return self.config[key]
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.config
+
+    @property
+    def owns_data(self) -> bool:
+        return self.owner == self.name
+
+    @property
+    def trains(self) -> bool:
+        return "training" in self.config
+
+    @property
+    def losses(self) -> list[str]:
+        """The trained networks, named by their loss."""
+        return list(self.config["training"]["losses"]) if self.trains else []
+
+    @property
+    def estimators(self) -> list[str]:
+        """The estimators the Monte-Carlo evaluation runs: every network and, with a dictionary, ``matching``."""
+        return self.losses + (["matching"] if "dictionary" in self.config else [])
+
+    @property
+    def map_estimators(self) -> list[str]:
+        """The estimators that map phantoms and scans: the evaluated ones, and NLLS when configured."""
+        return self.estimators + (["nlls"] if "nlls" in self.config else [])
+
+    @cached_property
+    def basis(self) -> dict | None:
+        """The basis settings (schema defaults when the experiment trains but names none), or None without one."""
+        if "basis" in self.config:
+            return self.config["basis"]
+        return with_defaults({}, f"{EXPERIMENT}/properties/basis") if self.trains else None
+
+    @property
+    def evaluation(self) -> dict:
+        return self.config["evaluation"]
+
+    @property
+    def figures(self) -> dict:
+        """Figure settings with ``grid_parameter`` as a list."""
+        settings = dict(self.config["figures"])
+        gp = settings["grid_parameter"]
+        return settings | {"grid_parameter": [gp] if isinstance(gp, str) else list(gp)}
+
+    @property
+    def images(self) -> dict[str, dict]:
+        """Phantoms and scans by name (names are unique within an experiment)."""
+        return {**self.scans, **self.phantoms}
+
+    @property
+    def phantoms(self) -> dict[str, dict]:
+        return self.config.get("phantoms", {})  # absent: none (the schema only allows them with training)
+
+    @property
+    def scans(self) -> dict[str, dict]:
+        return self.config.get("scans", {})
+
+    def training_config(self, loss: str) -> dict:
+        """crbnet.training.TrainConfig keys for one network: the shared keys with the loss's overrides applied."""
+        shared = {k: v for k, v in self.config["training"].items() if k not in ("losses", "train_split", "val_split")}
+        overrides = {k: v for k, v in self.config["training"]["losses"][loss].items() if k != "warm_start"}
+        return {**shared, **overrides, "loss": loss}
+
+    def warm_start(self, loss: str) -> str | None:
+        return self.config["training"]["losses"][loss].get("warm_start")
+
+    def train_fingerprints(self, loss: str) -> int:
+        """Fingerprints a network trains on: train_fingerprints (per loss or shared) or the train split's n."""
+        n = self.training_config(loss).get("train_fingerprints")
+        return n if n is not None else self.config["datasets"][self.config["training"]["train_split"]]["n"]
+
+    def optimizer_steps(self, loss: str) -> int:
+        """Optimizer steps of a network: epochs times batches per epoch, plus those of its warm start."""
+        cfg = self.training_config(loss)
+        warm = self.warm_start(loss)
+        own = cfg["epochs"] * -(-self.train_fingerprints(loss) // cfg["batch_size"])
+        return own + (self.optimizer_steps(warm) if warm else 0)
+
+    @property
+    def network_figures(self) -> list[str]:
+        """The estimator figures this experiment can draw from its evaluation settings."""
+        return [name for name, fig in FIGURES.items() if self.trains and fig.applies(self)]
+
+    def figure_tables(self, figure: str) -> dict[str, str]:
+        """{estimator: table path under the experiment} of one estimator figure."""
+        fig = FIGURES[figure]
+        names = self.losses if fig.networks_only else self.estimators
+        return {e: fig.table.format(estimator=e, **self.figures) for e in names}
+
+    def model_file(self, estimator: str) -> str:
+        """The estimator's file under the experiment: models/{loss}.pt, models/matching.h5; for NLLS the network it
+        starts from."""
+        if estimator == "nlls":
+            return f"models/{self.config['nlls']['init']}.pt"
+        return f"models/{estimator}.{ESTIMATORS[estimator].suffix}"
+
+    def axis(self, split: str, axis: str) -> str:
+        """Name of the ``x`` or ``y`` parameter of a grid split."""
+        return self.config["datasets"][split]["grid"][axis]["name"]
+
+    def targets(self) -> list[str]:
+        """Every file the workflow makes for this experiment, relative to {results}/{name}."""
+        out = []
+        datasets, ev = self.config["datasets"], self.evaluation
+        if self.owns_data:
+            out += [f"data/{split}.h5" for split in datasets]
+            out += [f"tables/crb_summary_{split}.csv" for split, spec in datasets.items() if spec["crb"]]
+            out.append("figures/sequence.png")
+        if "crb_slice" in self.config:
+            out.append("figures/crb_slice.png")
+        if not self.trains:
+            return out
+        out += [f"models/{loss}.pt" for loss in self.losses]
+        if self.owns_data:
+            out.append("basis.cfl")
+        if "dictionary" in self.config:
+            out.append("models/matching.h5")
+        out += [f"eval/{e}_{split}.csv" for e in self.estimators for split in ev["splits"]]
+        for sweep in ("snr_sweep", "parameter_sweep"):
+            if sweep in ev:
+                out += [f"eval/{sweep}/{e}.csv" for e in self.estimators]
+        out += [f"figures/{figure}.png" for figure in self.network_figures]
+        if self.figures["test_split"] in ev["splits"]:
+            out.append("tables/summary.csv")
+        return out + self.map_targets()
+
+    def map_targets(self) -> list[str]:
+        """NIfTI maps of every phantom (truth and every estimator; sqrt(CRB) maps of those in crb_maps), its
+        figures and, with NLLS, the NN-against-NLLS table and figure; every estimator's maps of every scan."""
+        estimate = self.config["training"]["estimate"]
+        out = []
+        for image, cfg in self.phantoms.items():
+            nifti = [(source, "map") for source in ("truth", *self.map_estimators)]
+            nifti += [(source, "sqrtcrb") for source in cfg["crb_maps"]]
+            out += [f"maps/{image}/desc-{s}_{p}{kind}.nii.gz" for s, kind in nifti for p in estimate]
+            out += [f"figures/{figure}_{image}.png" for figure in IMAGE_FIGURES]
+            if "nlls" in self.config:
+                out += [f"figures/nlls_agreement_{image}.png", f"tables/nlls_agreement_{image}.csv"]
+        for image in self.scans:
+            out += [f"maps/{image}/desc-{s}_{p}map.nii.gz" for s in self.map_estimators for p in estimate]
+        return out
+
+
+# ------------------------------------------------------------------------------------------ the whole run
+@dataclass(frozen=True)
+class Plan:
+    """The selected experiments and learning curves of a configuration, defaults filled, and their files under
+    ``results``."""
+
+    experiments: dict[str, Experiment]
+    learning_curves: dict[str, dict]
+    results: str
+    device: str
+
+    @classmethod
+    def from_config(cls, config: Mapping, selected: Iterable[str] | None = None) -> Plan:
+        """A Plan of ``config``'s experiments, or only of those named in ``selected`` when it names any. A
+        ConfigError for a schema violation or a ``data_from`` that does not describe the same data."""
+        full = with_defaults(config)
+        names = set(selected or ())
+        chosen = {k: v for k, v in full["experiments"].items() if not names or k in names}
+        experiments = {name: Experiment(name, cfg, _data_owner(name, chosen)) for name, cfg in chosen.items()}
+        curves = {k: v for k, v in full["learning_curves"].items() if set(v["experiments"]) <= set(chosen)}
+        return cls(experiments, curves, full["results"], full["device"])
+
+    def __getitem__(self, name: str) -> Experiment:
+        return self.experiments[name]
+
+    def path(self, experiment: str, relative: str) -> str:
+        return f"{self.results}/{experiment}/{relative}"
+
+    def data_file(self, experiment: str, split: str) -> str:
+        return self.path(self[experiment].owner, f"data/{split}.h5")
+
+    def basis_file(self, experiment: str) -> str:
+        return self.path(self[experiment].owner, "basis.h5")
+
+    def targets(self) -> list[str]:
+        """Every file of every selected experiment and learning curve."""
+        out = [self.path(name, rel) for name, exp in self.experiments.items() for rel in exp.targets()]
+        return out + [f"{self.results}/learning_curves/{c}.{ext}" for c in self.learning_curves for ext in ("csv", "png")]
+
+    def learning_curve_runs(self, curve: str) -> dict[str, str]:
+        """{run: Monte-Carlo table} of every network and evaluated split of a learning curve's experiments; the run
+        name 'fingerprints/steps/estimator/split/experiment' carries what the figure needs."""
+        runs = {}
+        for name in self.learning_curves[curve]["experiments"]:
+            exp = self[name]
+            for loss in exp.losses:
+                for split in exp.evaluation["splits"]:
+                    run = f"{exp.train_fingerprints(loss)}/{exp.optimizer_steps(loss)}/{loss}/{split}/{name}"
+                    runs[run] = self.path(name, f"eval/{loss}_{split}.csv")
+        return runs
+
+
+def _data_owner(name: str, experiments: Mapping[str, dict]) -> str:
+    """The experiment whose datasets and basis ``name`` uses: itself, or its ``data_from``, which must be selected,
+    own its data and describe the same data (so the files mean what the experiment says)."""
+    owner = experiments[name].get("data_from", name)
+    if owner == name:
+        return name
+    if owner not in experiments or "data_from" in experiments[owner]:
+        raise ConfigError(f"experiment {name}: data_from '{owner}' must be a selected experiment with its own data")
+    differ = [k for k in SHARED_DATA_KEYS if experiments[name].get(k) != experiments[owner].get(k)]
+    if differ:
+        raise ConfigError(f"experiment {name}: data_from '{owner}' needs the same {', '.join(differ)}")
+    return owner
