@@ -1,5 +1,5 @@
-"""Command-line interface: ``crbnet simulate``, ``crbnet crb`` and ``crbnet fit`` (a contract: external checks call
-them so).
+"""Command-line interface: ``crbnet simulate``, ``crbnet crb``, ``crbnet fit`` and ``crbnet design`` (a contract:
+external checks call them so).
 
 Errors in the input (unknown parameter names, bad values, broken sequences) exit with code 2 and one line
 on stderr naming the problem; no output file is written then.
@@ -11,11 +11,13 @@ import argparse
 import math
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import pandas as pd
 
 from crbnet.basis import BasisError
 from crbnet.crb import scale_crb, unit_crb
+from crbnet.design import TISSUES, DesignError, DesignProblem, crb_table, optimize, write_design
 from crbnet.estimator import ModelError, load_estimator
 from crbnet.io.atomic import write_csv
 from crbnet.io.voxels import DataError, read_voxels, write_estimates
@@ -114,6 +116,42 @@ def _fit(args: argparse.Namespace) -> None:
                     {"model": str(args.model), "precision": args.precision})
 
 
+def _tissue(text: str) -> dict[str, float]:
+    """A --tissue argument: a built-in name (crbnet.design.TISSUES) or NAME=VALUE,... in SI units."""
+    if text in TISSUES:
+        return dict(TISSUES[text])
+    if "=" not in text:
+        raise UsageError(f"--tissue expects {' or '.join(TISSUES)} or NAME=VALUE[,NAME=VALUE...], got '{text}'")
+    return dict(_assignment(a) for a in text.split(","))
+
+
+def _design(args: argparse.Namespace) -> None:
+    wrt = _names(args.estimate)
+    if args.iterations < 0:
+        raise UsageError(f"--iterations must be >= 0, got {args.iterations}")
+    if not str(args.out).endswith((".yaml", ".yml")):
+        raise UsageError(f"--out must be a sequence YAML (.yaml), got '{args.out}'")
+    sequence = load_sequence(args.sequence)
+    tissues = [_tissue(t) for t in args.tissue] or [dict(v) for v in TISSUES.values()]
+    names = args.tissue or list(TISSUES)
+    pz = (get_parameterization(args.parameterization) if args.parameterization != "auto"
+          else infer_parameterization([*wrt, *(k for t in tissues for k in t)]))
+    tissues = {name if name.isidentifier() else f"tissue{i + 1}": pz.complete(t)
+               for i, (name, t) in enumerate(zip(names, tissues))}
+    lo, hi = (float(x) * 1e-6 for x in args.trf_window_us.split(","))
+    problem = DesignProblem(sequence, pz, tissues, tuple(wrt), args.knot_spacing, (lo, hi), args.energy_limit)
+    out = Path(args.out)
+    theta, history = optimize(problem, args.iterations, args.lr, out.with_suffix(".ckpt"))
+    designed = problem.sequence(theta)
+    command = "crbnet " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["design"] else "crbnet design ..."
+    write_design(out, designed, f"CRB-designed hybrid-state pattern from {Path(args.sequence).name}",
+                 f"Made by: {command}\n(crbnet.design: summed relative CRB of {', '.join(wrt)} over "
+                 f"{', '.join(tissues)}; RF energy <= {problem.energy_limit:.6g} rad^2/s)")
+    write_csv(history, out.with_name(out.stem + "_history.csv"))
+    compare = {"start": sequence, "designed": designed} | {Path(c).stem: load_sequence(c) for c in args.compare}
+    write_csv(crb_table(problem, compare), out.with_name(out.stem + "_crb.csv"))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="crbnet", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -149,6 +187,28 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                      help="where the network runs (auto: the GPU when usable; cuda without one: exit 2)")
     fit.set_defaults(run=_fit)
+    design = sub.add_parser("design", help="CRB-optimal hybrid-state pattern (flip angles and pulse durations)")
+    design.add_argument("--sequence", required=True, help="start sequence YAML (hybrid_state_qmt)")
+    design.add_argument("--estimate", required=True, metavar="NAME[,NAME...]",
+                        help="parameters whose CRBs relative to their values squared are summed and minimized")
+    design.add_argument("--tissue", action="append", default=[], metavar="NAME=VALUE[,...]",
+                        help=f"a tissue (SI units; unset parameters take the defaults) or one of {', '.join(TISSUES)}; "
+                             "repeat for several (default: white and grey matter)")
+    design.add_argument("--parameterization", default="auto", choices=["auto", "canonical", "apparent_t1"],
+                        help="auto: apparent_t1 when T1 or T2f is named, else canonical; all its parameters and "
+                             "the complex M0 are unknown")
+    design.add_argument("--iterations", type=int, default=200, help="Adam steps (a rerun resumes from <out>.ckpt)")
+    design.add_argument("--lr", type=float, default=0.05, help="Adam step size on the knot values (logit domain)")
+    design.add_argument("--knot-spacing", type=int, default=8, help="pulses between the knots of alpha and TRF")
+    design.add_argument("--trf-window-us", default="217.4,500", metavar="LO,HI",
+                        help="pulse duration window in us (default: the published control's)")
+    design.add_argument("--energy-limit", type=float, help="RF energy sum(alpha^2/TRF) limit in rad^2/s "
+                                                             "(default: the start's)")
+    design.add_argument("--compare", action="append", default=[], metavar="SEQUENCE.yaml",
+                        help="other sequences to tabulate next to the start and the design")
+    design.add_argument("--out", required=True, help="designed sequence YAML; its pattern file <stem>.h5, "
+                                                     "<stem>_history.csv and <stem>_crb.csv are written beside it")
+    design.set_defaults(run=_design)
     return parser
 
 
@@ -156,7 +216,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         args.run(args)
-    except (UsageError, ParameterError, SequenceError, ModelError, DataError, BasisError, DeviceError) as err:
+    except (UsageError, ParameterError, SequenceError, ModelError, DataError, BasisError, DeviceError,
+            DesignError) as err:
         print(f"crbnet: error: {err}", file=sys.stderr)
         return 2
     return 0

@@ -89,14 +89,15 @@ class _PatternBlocks(NamedTuple):
     crushed_at: torch.Tensor
 
 
-def _pattern_blocks(pattern: Pattern, TR: float, device: torch.device) -> _PatternBlocks:
-    """The blocks of one pattern; free precession is computed once per distinct free time (the pulse durations
-    take few values), crushed pulses only where they occur."""
-    alpha = torch.as_tensor(pattern.alpha, device=device)
-    TRF = torch.as_tensor(pattern.TRF, device=device)
-    crushed = torch.as_tensor(pattern.crushed, device=device)
-    t_free, free_at = torch.unique(torch.where(crushed, torch.full_like(TRF, TR / 2), (TR - TRF) / 2),
-                                   return_inverse=True)
+def _pattern_blocks(alpha: torch.Tensor, TRF: torch.Tensor, crushed: torch.Tensor, TR: float) -> _PatternBlocks:
+    """The blocks of one pattern (alpha, TRF: (N,) float64; crushed: (N,) bool). Free precession is computed once
+    per distinct free time (the pulse durations take few values), unless TRF requires grad (sequence design: every
+    pulse its own); crushed pulses only where they occur."""
+    t = torch.where(crushed, torch.full_like(TRF, TR / 2), (TR - TRF) / 2)
+    if TRF.requires_grad:
+        t_free, free_at = t, torch.arange(len(t), device=t.device)
+    else:
+        t_free, free_at = torch.unique(t, return_inverse=True)
     crushed_at = crushed.nonzero()[:, 0]
 
     def blocks(c: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -144,6 +145,16 @@ def _pattern_signal(pattern: _PatternBlocks, values: Mapping[str, torch.Tensor],
     return states[..., :2, 0]
 
 
+def pattern_signal(alpha: torch.Tensor, TRF: torch.Tensor, crushed: torch.Tensor, TR: float,
+                   values: Mapping[str, torch.Tensor], parameterization: Parameterization,
+                   wrt: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Signal (B, N) complex128 at M0 = 1 of one pattern given as tensors, and its derivatives w.r.t. ``wrt``
+    (B, N, len(wrt)); differentiable with autograd in alpha (rad) and TRF (s) as well (crbnet.design)."""
+    xy = _pattern_signal(_pattern_blocks(alpha, TRF, crushed, TR), values, parameterization, wrt)
+    s = torch.complex(xy[..., 0], xy[..., 1])
+    return s[0], s[1:].permute(1, 2, 0)
+
+
 def _canonical_directions(parameterization: Parameterization, values: Mapping[str, torch.Tensor],
                           wrt: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     """Canonical parameters (B, 8) and the derivative directions d canonical / d wrt_k (B, K, 8), float64 numpy
@@ -183,7 +194,8 @@ class QMTSignalModel:
         self.parameterization = parameterization
         self.device = torch.device(device)
         self.kernel = kernel_choice(kernel, KERNEL_ENV)
-        self._patterns = [_pattern_blocks(p, sequence.TR, self.device) for p in sequence.patterns]
+        self._patterns = [_pattern_blocks(*(torch.as_tensor(a, device=self.device) for a in (p.alpha, p.TRF, p.crushed)),
+                                          sequence.TR) for p in sequence.patterns]
         self._pulses = qmt_kernel.pulses(sequence)
 
     @property

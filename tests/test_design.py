@@ -1,0 +1,116 @@
+"""CRB-optimal sequence design: gradients against finite differences, the differentiable signal against the numba
+kernel, constraints, resume, the written files and the command's bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from conftest import ROOT, short_sequence
+from crbnet.cli import main
+from crbnet.design import TISSUES, DesignError, DesignProblem, optimize, write_design
+from crbnet.parameters import PARAMETERIZATIONS
+from crbnet.sequences import load_sequence
+from crbnet.signals.qmt import QMTSignalModel, pattern_signal
+
+PZ = PARAMETERIZATIONS["apparent_t1"]
+ESTIMATE = ("m0s", "T1", "T2f")
+
+
+def _problem(n: int = 24, **kwargs) -> DesignProblem:
+    return DesignProblem(short_sequence(n, seed=2), PZ, TISSUES, ESTIMATE, knot_spacing=4, **kwargs)
+
+
+def test_differentiable_pattern_signal_matches_the_numba_kernel():
+    seq = short_sequence(30, seed=5)
+    p = seq.patterns[0]
+    values = {k: torch.tensor([PZ.complete(TISSUES["white_matter"])[k]], dtype=torch.float64) for k in PZ.names}
+    alpha = torch.tensor(p.alpha, requires_grad=True)
+    s, j = pattern_signal(alpha, torch.tensor(p.TRF), torch.tensor(p.crushed), seq.TR, values, PZ, PZ.names)
+    ref_s, ref_j = QMTSignalModel(seq, PZ, kernel="numba").simulate(values, PZ.names)
+    np.testing.assert_allclose(s.detach().numpy(), ref_s.numpy(), rtol=1e-9, atol=1e-13)
+    np.testing.assert_allclose(j.detach().numpy(), ref_j.numpy(), rtol=1e-8, atol=1e-12)
+
+
+def test_gradient_of_the_cost_matches_central_differences():
+    """Autograd through the exact Jacobian against central differences (step 1e-3 in the logit domain: the cost of
+    a short random train is ill-conditioned, so smaller steps drown in round-off; the tabulated saturation rate is a
+    C1 spline in TRF, so higher-order differences do not help)."""
+    problem = _problem(80)
+    theta = problem.initial()
+
+    def cost(t: torch.Tensor) -> float:
+        with torch.no_grad():
+            return float(problem.relative_crb(problem.patterns(t)).sum())
+
+    x = theta.clone().requires_grad_(True)
+    problem.relative_crb(problem.patterns(x)).sum().backward()
+    half = len(theta) // 2
+    for k in (1, 5, half + 1, half + 6):  # flip-angle and pulse-duration knots
+        e = torch.zeros_like(theta)
+        e[k] = 1e-3
+        fd = (cost(theta + e) - cost(theta - e)) / 2e-3
+        assert float(x.grad[k]) == pytest.approx(fd, rel=1e-3)
+
+
+def test_design_lowers_the_cost_within_the_constraints():
+    problem = _problem()
+    theta, history = optimize(problem, 6, lr=0.1, progress=False)
+    designed = problem.sequence(theta)
+    p, start = designed.patterns[0], problem.start.patterns[0]
+    lo, hi = problem.trf_window
+    free = ~start.crushed
+    assert np.all((p.alpha >= 0) & (p.alpha <= np.pi)) and np.all((p.TRF[free] >= lo) & (p.TRF[free] <= hi))
+    np.testing.assert_array_equal(p.crushed, start.crushed)
+    assert (p.alpha[0], p.TRF[0]) == (start.alpha[0], start.TRF[0])  # the crushed inversion is kept
+    assert float((p.alpha**2 / p.TRF).sum()) <= problem.energy_limit * (1 + 1e-12)
+    final = float(problem.relative_crb([tuple(torch.as_tensor(a) for a in (p.alpha, p.TRF, p.crushed))]).sum())
+    assert final < history.cost.iloc[0]
+
+
+def test_a_resumed_design_equals_an_uninterrupted_one(tmp_path, capsys):
+    problem = _problem(16)
+    _, straight = optimize(problem, 4, progress=False)
+    optimize(problem, 2, checkpoint=tmp_path / "d.ckpt", checkpoint_every=1, progress=False)
+    _, resumed = optimize(problem, 4, checkpoint=tmp_path / "d.ckpt", checkpoint_every=1, progress=False)
+    assert len(resumed) == 4 and "resuming at iteration 2" in capsys.readouterr().out
+    np.testing.assert_allclose(resumed.cost, straight.cost, rtol=1e-5)  # threaded reductions: not bitwise
+
+
+def test_written_design_loads_back(tmp_path):
+    problem = _problem(16)
+    designed = problem.sequence(problem.initial())
+    write_design(tmp_path / "d.yaml", designed, "test", "made by a test")
+    back = load_sequence(tmp_path / "d.yaml")
+    assert back.sha256 == designed.sha256
+    assert (tmp_path / "d.yaml").read_text().startswith("# made by a test")
+
+
+def test_default_tissues_are_the_default_configs_white_and_grey_matter():
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    brain = config["experiments"]["default"]["phantoms"]["brain"]["tissues"]
+    assert TISSUES == {k: brain[k] for k in TISSUES}
+
+
+def test_impossible_problems_are_refused():
+    with pytest.raises(DesignError, match="TRF window"):
+        _problem(trf_window=(5e-4, 2e-4))
+    with pytest.raises(DesignError, match="energy limit"):
+        _problem(energy_limit=1.0)
+
+
+@pytest.mark.parametrize("args, phrase", [
+    (["--sequence", "config/sequences/mrf_fisp_default.yaml"], "hybrid-state qMT"),
+    (["--sequence", "config/sequences/hybrid_state_default.yaml", "--tissue", "m0s=0.1,T9=1"], "unknown parameter"),
+    (["--sequence", "config/sequences/hybrid_state_default.yaml", "--trf-window-us", "600,100"], "TRF window"),
+    (["--sequence", "config/sequences/hybrid_state_default.yaml", "--energy-limit", "10"], "energy limit"),
+])
+def test_design_command_bad_input_exits_2_without_files(tmp_path, capsys, args, phrase):
+    out = tmp_path / "d.yaml"
+    rc = main(["design", *[str(ROOT / a) if a.startswith("config/") else a for a in args], "--estimate",
+               "m0s,T1,T2f", "--iterations", "1", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 2 and phrase in err and len(err.strip().splitlines()) == 1
+    assert not list(tmp_path.iterdir())
