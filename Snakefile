@@ -16,6 +16,7 @@ include: "rules/match.smk"
 include: "rules/evaluate.smk"
 include: "rules/maps.smk"
 include: "rules/figures.smk"
+include: "rules/design.smk"
 
 
 onsuccess:

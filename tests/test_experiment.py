@@ -178,3 +178,18 @@ def test_every_shipped_config_resolves():
     for path in [*Path(ROOT / "config").glob("*.yaml"), ROOT / "tests/config/tiny.yaml"]:
         plan = ex.Plan.from_config(yaml.safe_load(path.read_text()))
         assert plan.targets(), path
+
+
+def test_design_arguments_and_targets():
+    config = minimal() | {"designs": {"d": {"start": "a.yaml", "estimate": ["m0s", "T1"], "compare": ["b.yaml"],
+                                           "tissues": {"wm": {"m0s": 0.2, "T1": 0.9}}}}}
+    plan = ex.Plan.from_config(config)
+    assert {"results/designs/d.yaml", "results/designs/d_crb.png"} <= set(plan.targets())
+    args = plan.design_arguments("d")
+    pairs = dict(zip(args[::2], args[1::2]))
+    assert pairs["--sequence"] == "a.yaml" and pairs["--estimate"] == "m0s,T1" and pairs["--compare"] == "b.yaml"
+    assert pairs["--tissue"] == "wm:m0s=0.2,T1=0.9" and "--energy-limit" not in pairs  # null: the start's energy
+    assert pairs["--iterations"] == str(schema_default("properties", "designs", "additionalProperties", "properties",
+                                                       "iterations"))
+    with pytest.raises(ex.ConfigError, match="designs"):
+        ex.Plan.from_config(config | {"designs": {"d": {"start": "a.yaml"}}})

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import REFERENCE, ROOT
+from crbnet.sequences import load_sequence
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 CONFIGS = sorted((ROOT / "config").glob("*.yaml")) + [ROOT / "tests" / "config" / "tiny.yaml"]
@@ -130,6 +131,11 @@ def test_tiny_end_to_end(tmp_path):
     assert sorted(set(test_rows.train_fingerprints)) == [12, 24] and set(curve.estimator) >= {"mse", "crb"}
     assert len(test_rows) == (2 + 3) * 2  # networks (12: mse, crb; 24: mse, crb, bias_reduced) x (T1, T2)
     assert (out / "learning_curves" / "tiny_fisp.png").stat().st_size > 1000
+    design = pd.read_csv(out / "designs" / "tiny_design_crb.csv").set_index(["sequence", "parameter"])
+    assert set(design.index.get_level_values(0)) == {"start", "designed", "zhang2022_published"}
+    assert design.loc["designed"].relative_crb.sum() < design.loc["start"].relative_crb.sum()  # two steps help
+    assert load_sequence(out / "designs" / "tiny_design.yaml").n_samples == 1142
+    assert (out / "designs" / "tiny_design_crb.png").stat().st_size > 1000
     _check_maps(exp / "maps" / "tubes", ("mse", "crb", "bias_reduced"), ("m0s", "T1", "T2f"), sqrt_crb=())
     import nibabel as nib
 

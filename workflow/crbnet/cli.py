@@ -116,13 +116,14 @@ def _fit(args: argparse.Namespace) -> None:
                     {"model": str(args.model), "precision": args.precision})
 
 
-def _tissue(text: str) -> dict[str, float]:
-    """A --tissue argument: a built-in name (crbnet.design.TISSUES) or NAME=VALUE,... in SI units."""
+def _tissue(text: str, number: int) -> tuple[str, dict[str, float]]:
+    """A --tissue argument: a built-in name (crbnet.design.TISSUES) or [LABEL:]NAME=VALUE,... in SI units."""
     if text in TISSUES:
-        return dict(TISSUES[text])
-    if "=" not in text:
-        raise UsageError(f"--tissue expects {' or '.join(TISSUES)} or NAME=VALUE[,NAME=VALUE...], got '{text}'")
-    return dict(_assignment(a) for a in text.split(","))
+        return text, dict(TISSUES[text])
+    label, sep, assignments = text.rpartition(":")
+    if "=" not in assignments:
+        raise UsageError(f"--tissue expects {' or '.join(TISSUES)} or [LABEL:]NAME=VALUE[,NAME=VALUE...], got '{text}'")
+    return label or f"tissue{number}", dict(_assignment(a) for a in assignments.split(","))
 
 
 def _design(args: argparse.Namespace) -> None:
@@ -132,12 +133,12 @@ def _design(args: argparse.Namespace) -> None:
     if not str(args.out).endswith((".yaml", ".yml")):
         raise UsageError(f"--out must be a sequence YAML (.yaml), got '{args.out}'")
     sequence = load_sequence(args.sequence)
-    tissues = [_tissue(t) for t in args.tissue] or [dict(v) for v in TISSUES.values()]
-    names = args.tissue or list(TISSUES)
+    given = dict(_tissue(t, i + 1) for i, t in enumerate(args.tissue)) or {k: dict(v) for k, v in TISSUES.items()}
+    if len(given) != len(args.tissue or TISSUES):
+        raise UsageError("two --tissue arguments have the same label")
     pz = (get_parameterization(args.parameterization) if args.parameterization != "auto"
-          else infer_parameterization([*wrt, *(k for t in tissues for k in t)]))
-    tissues = {name if name.isidentifier() else f"tissue{i + 1}": pz.complete(t)
-               for i, (name, t) in enumerate(zip(names, tissues))}
+          else infer_parameterization([*wrt, *(k for t in given.values() for k in t)]))
+    tissues = {label: pz.complete(values) for label, values in given.items()}
     lo, hi = (float(x) * 1e-6 for x in args.trf_window_us.split(","))
     problem = DesignProblem(sequence, pz, tissues, tuple(wrt), args.knot_spacing, (lo, hi), args.energy_limit)
     out = Path(args.out)
@@ -191,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     design.add_argument("--sequence", required=True, help="start sequence YAML (hybrid_state_qmt)")
     design.add_argument("--estimate", required=True, metavar="NAME[,NAME...]",
                         help="parameters whose CRBs relative to their values squared are summed and minimized")
-    design.add_argument("--tissue", action="append", default=[], metavar="NAME=VALUE[,...]",
+    design.add_argument("--tissue", action="append", default=[], metavar="[LABEL:]NAME=VALUE[,...]",
                         help=f"a tissue (SI units; unset parameters take the defaults) or one of {', '.join(TISSUES)}; "
                              "repeat for several (default: white and grey matter)")
     design.add_argument("--parameterization", default="auto", choices=["auto", "canonical", "apparent_t1"],

@@ -220,16 +220,17 @@ def optimize(problem: DesignProblem, iterations: int, lr: float = 0.05, checkpoi
         rel = problem.relative_crb(pats)
         cost = rel.sum()
         ratio = problem.energy(pats) / problem.energy_limit
-        weight = weight or 100.0 * float(cost.detach())
+        c, r = float(cost.detach()), float(ratio.detach())
+        weight = weight or 100.0 * c
         (cost + weight * torch.relu(ratio - 1.0) ** 2).backward()
-        if float(ratio) <= 1.0 and float(cost) < best[0]:
-            best = (float(cost), theta.detach().clone())
+        if r <= 1.0 and c < best[0]:
+            best = (c, theta.detach().clone())
         opt.step()
-        row = {"iteration": it, "cost": float(cost), "energy_ratio": float(ratio)}
-        row |= {f"{t}_{k}": float(rel[i, j].sqrt()) for i, t in enumerate(problem.tissues)
+        row = {"iteration": it, "cost": c, "energy_ratio": r}
+        row |= {f"{t}_{k}": float(rel[i, j].detach().sqrt()) for i, t in enumerate(problem.tissues)
                 for j, k in enumerate(problem.estimate)}
         history.append(row)
-        print(f"iteration {it}: cost {float(cost):.5g}, energy/limit {float(ratio):.4f}, sqrt(relative CRB) "
+        print(f"iteration {it}: cost {c:.5g}, energy/limit {r:.4f}, sqrt(relative CRB) "
               + ", ".join(f"{k} {v:.4g}" for k, v in list(row.items())[3:]), flush=True)
         if path and ((it + 1) % checkpoint_every == 0 or it + 1 == iterations):
             with atomic_path(path) as tmp:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from importlib import resources
 
@@ -289,6 +289,7 @@ class Plan:
     learning_curves: dict[str, dict]
     results: str
     device: str
+    designs: dict[str, dict] = field(default_factory=dict)
 
     @classmethod
     def from_config(cls, config: Mapping, selected: Iterable[str] | None = None) -> Plan:
@@ -299,7 +300,7 @@ class Plan:
         chosen = {k: v for k, v in full["experiments"].items() if not names or k in names}
         experiments = {name: Experiment(name, cfg, _data_owner(name, chosen)) for name, cfg in chosen.items()}
         curves = {k: v for k, v in full["learning_curves"].items() if set(v["experiments"]) <= set(chosen)}
-        return cls(experiments, curves, full["results"], full["device"])
+        return cls(experiments, curves, full["results"], full["device"], full["designs"])
 
     def __getitem__(self, name: str) -> Experiment:
         return self.experiments[name]
@@ -316,7 +317,26 @@ class Plan:
     def targets(self) -> list[str]:
         """Every file of every selected experiment and learning curve."""
         out = [self.path(name, rel) for name, exp in self.experiments.items() for rel in exp.targets()]
-        return out + [f"{self.results}/learning_curves/{c}.{ext}" for c in self.learning_curves for ext in ("csv", "png")]
+        out += [f"{self.results}/learning_curves/{c}.{ext}" for c in self.learning_curves for ext in ("csv", "png")]
+        return out + [f"{self.design_file(d)}{suffix}" for d in self.designs for suffix in (".yaml", "_crb.png")]
+
+    def design_file(self, design: str) -> str:
+        """{results}/designs/NAME (add .yaml, .h5, _history.csv, _crb.csv, _crb.png)."""
+        return f"{self.results}/designs/{design}"
+
+    def design_arguments(self, design: str) -> list[str]:
+        """The ``crbnet design`` arguments of a design (all but --out)."""
+        d = self.designs[design]
+        args = ["--sequence", d["start"], "--estimate", ",".join(d["estimate"]), "--iterations", str(d["iterations"]),
+                "--lr", repr(d["lr"]), "--knot-spacing", str(d["knot_spacing"]),
+                "--trf-window-us", ",".join(repr(float(x)) for x in d["trf_window_us"])]
+        for name, values in d["tissues"].items():
+            args += ["--tissue", f"{name}:" + ",".join(f"{k}={v!r}" for k, v in values.items())]
+        if d["energy_limit"] is not None:
+            args += ["--energy-limit", repr(d["energy_limit"])]
+        for other in d["compare"]:
+            args += ["--compare", other]
+        return args
 
     def learning_curve_runs(self, curve: str) -> dict[str, str]:
         """{run: Monte-Carlo table} of every network and evaluated split of a learning curve's experiments; the run

@@ -63,6 +63,31 @@ def plot_sequence(sequence: QMTSequence | FISPSequence) -> plt.Figure:
     return fig
 
 
+def plot_design(table: pd.DataFrame, sequences: Mapping[str, QMTSequence]) -> plt.Figure:
+    """Top: the flip angles (deg) of every sequence against time (first pattern); bottom: sqrt(CRB) in % of the
+    value per tissue and parameter, one bar per sequence, RF energy in the legend (table: crbnet.design.crb_table)."""
+    _style()
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 6.5))
+    for i, (name, seq) in enumerate(sequences.items()):
+        p = seq.patterns[0]
+        top.plot(np.arange(p.n_pulses) * seq.TR, np.rad2deg(p.alpha), lw=0.8, color=f"C{i}", label=name)
+    top.set(xlabel="time (s)", ylabel=r"$\alpha$ (deg)")
+    top.legend(frameon=False, fontsize="small")
+    groups = table[["tissue", "parameter"]].drop_duplicates().apply(" ".join, axis=1).tolist()
+    width = 0.8 / len(sequences)
+    for i, name in enumerate(sequences):
+        rows = table[table.sequence == name]
+        energy = rows.rf_energy.iloc[0]
+        bottom.bar(np.arange(len(rows)) + (i - (len(sequences) - 1) / 2) * width, 100 * rows.sqrt_crb / rows.value,
+                   width, color=f"C{i}", label=f"{name} (RF energy {energy:.3g} rad$^2$/s)")
+    bottom.set_xticks(np.arange(len(groups)), [g.replace("_", " ") for g in groups], rotation=30, ha="right")
+    bottom.set(ylabel=r"$\sqrt{\mathrm{CRB}}$ / value (%)", yscale="log")
+    bottom.legend(frameon=False, fontsize="small")
+    sns.despine(fig)
+    fig.tight_layout()
+    return fig
+
+
 def plot_crb_slice(table: pd.DataFrame, x: str, y: str, estimate: Sequence[str], sigma: float) -> plt.Figure:
     """Relative sqrt(CRB) (in % of the true value; absolute for omega0) over a 2-D parameter slice."""
     _style()

@@ -23,7 +23,7 @@ from crbnet.signals import kernel_choice, qmt_kernel, takes_numba
 from crbnet.parameters import CANONICAL, Parameterization
 from crbnet.runtime import batch_entries
 from crbnet.saturation import r2sl
-from crbnet.sequences import Pattern, QMTSequence
+from crbnet.sequences import QMTSequence
 
 KERNEL_ENV = "CRBNET_QMT_KERNEL"
 _REDUCED = [0, 1, 2, 4, 5]  # drop xs
