@@ -140,7 +140,8 @@ def _design(args: argparse.Namespace) -> None:
           else infer_parameterization([*wrt, *(k for t in given.values() for k in t)]))
     tissues = {label: pz.complete(values) for label, values in given.items()}
     lo, hi = (float(x) * 1e-6 for x in args.trf_window_us.split(","))
-    problem = DesignProblem(sequence, pz, tissues, tuple(wrt), args.knot_spacing, (lo, hi), args.energy_limit)
+    problem = DesignProblem(sequence, pz, tissues, tuple(wrt), args.knot_spacing, (lo, hi), args.energy_limit,
+                            pick_device(args.device, gpus=1))
     out = Path(args.out)
     theta, history = optimize(problem, args.iterations, args.lr, out.with_suffix(".ckpt"))
     designed = problem.sequence(theta)
@@ -207,6 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                              "(default: the start's)")
     design.add_argument("--compare", action="append", default=[], metavar="SEQUENCE.yaml",
                         help="other sequences to tabulate next to the start and the design")
+    design.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                        help="where the physics runs (auto: the GPU when usable; cuda without one: exit 2)")
     design.add_argument("--out", required=True, help="designed sequence YAML; its pattern file <stem>.h5, "
                                                      "<stem>_history.csv and <stem>_crb.csv are written beside it")
     design.set_defaults(run=_design)

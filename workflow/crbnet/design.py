@@ -70,7 +70,7 @@ def rf_energy(alpha: torch.Tensor, TRF: torch.Tensor) -> torch.Tensor:
 class DesignProblem:
     """What to optimize: the start sequence, the tissues (name -> every parameter of ``parameterization``, SI
     units), the estimated parameters whose relative CRBs are summed, the knot spacing (pulses), the TRF window (s)
-    and the RF energy limit (None: the start's)."""
+    and the RF energy limit (None: the start's); the physics runs on ``device``."""
 
     start: QMTSequence
     parameterization: Parameterization
@@ -79,6 +79,7 @@ class DesignProblem:
     knot_spacing: int = 8
     trf_window: tuple[float, float] = TRF_WINDOW
     energy_limit: float | None = None
+    device: torch.device = torch.device("cpu")
     _bases: list[torch.Tensor] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -100,7 +101,8 @@ class DesignProblem:
         if self.energy_limit <= fixed:
             raise DesignError(f"RF energy limit {self.energy_limit:.4g} rad^2/s is not above that of the fixed "
                               f"crushed pulses ({fixed:.4g})")
-        self._bases = [hat_basis(int((~p.crushed).sum()), self.knot_spacing) for p in self.start.patterns]
+        self._bases = [hat_basis(int((~p.crushed).sum()), self.knot_spacing).to(self.device)
+                       for p in self.start.patterns]
 
     @property
     def start_energy(self) -> float:
@@ -121,7 +123,8 @@ class DesignProblem:
         for p, basis in zip(self.start.patterns, self._bases):
             free = ~p.crushed
             for target in (_logit(p.alpha[free] / np.pi), _logit((np.clip(p.TRF[free], lo, hi) - lo) / (hi - lo))):
-                out.append(torch.linalg.lstsq(basis, torch.as_tensor(target)[:, None]).solution[:, 0])
+                target = torch.as_tensor(target, device=self.device)[:, None]
+                out.append(torch.linalg.lstsq(basis, target).solution[:, 0])
         return torch.cat(out)
 
     def patterns(self, theta: torch.Tensor, scale: float | torch.Tensor = 1.0) -> list[tuple[torch.Tensor, ...]]:
@@ -133,18 +136,19 @@ class DesignProblem:
             k = basis.shape[1]
             u, v = theta[i: i + k], theta[i + k: i + 2 * k]
             i += 2 * k
-            free = torch.as_tensor(~p.crushed)
-            alpha = torch.as_tensor(p.alpha).clone().to(theta.dtype)
-            TRF = torch.as_tensor(p.TRF).clone().to(theta.dtype)
+            free = torch.as_tensor(~p.crushed, device=self.device)
+            alpha = torch.as_tensor(p.alpha, device=self.device).clone()
+            TRF = torch.as_tensor(p.TRF, device=self.device).clone()
             alpha = alpha.masked_scatter(free, scale * np.pi * torch.sigmoid(basis @ u))
             TRF = TRF.masked_scatter(free, lo + (hi - lo) * torch.sigmoid(basis @ v))
-            out.append((alpha, TRF, torch.as_tensor(p.crushed)))
+            out.append((alpha, TRF, free.logical_not()))
         return out
 
     def relative_crb(self, patterns: Sequence[tuple[torch.Tensor, ...]]) -> torch.Tensor:
         """CRB / value^2 (tissues, estimated) at sigma = 1, every parameter and the complex M0 unknown."""
         pz = self.parameterization
-        values = {k: torch.tensor([pz.complete(dict(t))[k] for t in self.tissues.values()], dtype=torch.float64)
+        values = {k: torch.tensor([pz.complete(dict(t))[k] for t in self.tissues.values()], dtype=torch.float64,
+                                  device=self.device)
                   for k in pz.names}
         parts = [pattern_signal(a, t, c, self.start.TR, values, pz, pz.names) for a, t, c in patterns]
         s, j = torch.cat([p[0] for p in parts], 1), torch.cat([p[1] for p in parts], 1)
@@ -172,7 +176,7 @@ class DesignProblem:
         """The designed sequence (energy projected to the limit)."""
         pats = self.patterns(theta.detach(), self.feasible_scale(theta))
         return QMTSequence(TR=self.start.TR, patterns=tuple(
-            Pattern(a.numpy().copy(), t.numpy().copy(), c.numpy().copy()) for a, t, c in pats))
+            Pattern(a.cpu().numpy().copy(), t.cpu().numpy().copy(), c.cpu().numpy().copy()) for a, t, c in pats))
 
 
 def crb_table(problem: DesignProblem, sequences: Mapping[str, QMTSequence], sigma: float = 0.01) -> pd.DataFrame:
@@ -180,9 +184,10 @@ def crb_table(problem: DesignProblem, sequences: Mapping[str, QMTSequence], sigm
     real channel (|M0| = 1), plus its RF energy; relative_crb is CRB / value^2 at sigma = 1."""
     rows = []
     for name, seq in sequences.items():
-        pats = [tuple(torch.as_tensor(x) for x in (p.alpha, p.TRF, p.crushed)) for p in seq.patterns]
+        pats = [tuple(torch.as_tensor(x, device=problem.device) for x in (p.alpha, p.TRF, p.crushed))
+                for p in seq.patterns]
         with torch.no_grad():
-            rel = problem.relative_crb(pats).numpy()
+            rel = problem.relative_crb(pats).cpu().numpy()
             energy = float(problem.energy(pats))
         for i, (tissue, given) in enumerate(problem.tissues.items()):
             values = problem.parameterization.complete(dict(given))
