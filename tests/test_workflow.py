@@ -9,6 +9,7 @@ import h5py
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from conftest import REFERENCE, ROOT
 from crbnet.sequences import load_sequence
 
@@ -51,8 +52,6 @@ def test_invalid_config_is_rejected(tmp_path):
 @pytest.mark.parametrize("change, phrase", [({"data_from": "nowhere"}, "must be a selected experiment"),
                                             ({"datasets": {"train": {"n": 5, "seed": 1}}}, "needs the same datasets")])
 def test_data_from_must_describe_the_same_data(tmp_path, change, phrase):
-    import yaml
-
     tiny = yaml.safe_load((ROOT / "tests/config/tiny.yaml").read_text())
     tiny["experiments"]["tiny_fisp_12"] |= change
     bad = tmp_path / "bad.yaml"
@@ -242,3 +241,14 @@ def test_readme_worked_example_dry_runs(tmp_path):
     run = _snakemake("-n", "--cores", "1", "--configfile", str(tmp_path / "my.yaml"), "--config", f"results={tmp_path}")
     assert run.returncode == 0, run.stdout + run.stderr
     assert "published" in run.stdout and "/default/" not in run.stdout  # only the example's experiment
+
+
+def test_profiles_name_only_rules_that_exist():
+    """A renamed rule must not leave a profile's threads or resources pointing at nothing (Snakemake ignores them)."""
+    import re
+
+    rules = {m for smk in (ROOT / "rules").glob("*.smk") for m in re.findall(r"^rule (\w+):", smk.read_text(), re.M)}
+    for profile in (ROOT / "profiles").glob("*/config.yaml"):
+        settings = yaml.safe_load(profile.read_text())
+        for key in ("set-threads", "set-resources"):
+            assert set(settings.get(key, {})) <= rules, f"{profile}: {key} names {set(settings[key]) - rules}"
