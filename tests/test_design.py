@@ -115,3 +115,23 @@ def test_design_command_bad_input_exits_2_without_files(tmp_path, capsys, args, 
     err = capsys.readouterr().err
     assert rc == 2 and phrase in err and len(err.strip().splitlines()) == 1
     assert not list(tmp_path.iterdir())
+
+
+def test_shipped_design_beats_the_published_control_on_every_bound():
+    """The shipped pattern's claims, checked with the numba kernel and crbnet.crb (not the design code): each
+    sqrt(CRB) of m0s, T1 and T2f at white and grey matter below the published control's, the summed relative CRB
+    1.25x below (the issue's aim), alpha <= pi, RF energy at most the published control's."""
+    from crbnet.crb import unit_crb
+
+    def bounds(path):
+        seq = load_sequence(ROOT / "config" / "sequences" / path)
+        values = {k: np.array([PZ.complete(t)[k] for t in TISSUES.values()]) for k in PZ.names}
+        crb = unit_crb(*QMTSignalModel(seq, PZ).simulate(values, PZ.names))
+        energy = sum(float((p.alpha**2 / p.TRF).sum()) for p in seq.patterns)
+        relative = crb[:, [PZ.names.index(k) for k in ESTIMATE]].numpy() / np.stack([values[k] for k in ESTIMATE], 1) ** 2
+        return relative, energy, max(p.alpha.max() for p in seq.patterns)
+
+    designed, energy, alpha_max = bounds("hybrid_state_designed.yaml")
+    published, published_energy, _ = bounds("zhang2022_published.yaml")
+    assert np.all(designed < published) and designed.sum() < published.sum() / 1.25
+    assert energy <= published_energy and alpha_max <= np.pi
