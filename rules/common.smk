@@ -37,6 +37,7 @@ wildcard_constraints:
     parameter="[A-Za-z0-9]+",
     kind="map|sqrtcrb",
     curve="[A-Za-z0-9_-]+",
+    comparison="[A-Za-z0-9_-]+",
     design="[A-Za-z0-9_-]+",
 
 

@@ -165,3 +165,28 @@ rule learning_curve:
         "../envs/plotting.yaml"
     script:
         "../workflow/scripts/learning_curve.py"
+
+
+rule sequence_comparison:
+    """Every estimator of several experiments (one per sequence) on their test splits: CRB-loss per parameter and
+    the median sqrt(CRB) with each sequence."""
+    input:
+        unpack(lambda wc: PLAN.sequence_comparison_runs(wc.comparison)),
+    output:
+        table=report(f"{RESULTS}/sequence_comparisons/{{comparison}}.csv",
+                     caption="../workflow/report/sequence_comparison_table.rst", category="Sequence design"),
+        png=report(f"{RESULTS}/sequence_comparisons/{{comparison}}.png",
+                   caption="../workflow/report/sequence_comparison.rst", category="Sequence design"),
+        pdf=f"{RESULTS}/sequence_comparisons/{{comparison}}.pdf",
+    params:
+        sequences=lambda wc: as_json(PLAN.sequence_comparison_sequences(wc.comparison)),
+    log:
+        f"{RESULTS}/sequence_comparisons/logs/{{comparison}}.log",
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=20,
+    conda:
+        "../envs/plotting.yaml"
+    script:
+        "../workflow/scripts/sequence_comparison.py"

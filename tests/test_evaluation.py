@@ -98,3 +98,19 @@ def test_learning_curve_table_and_figure():
         fig = plot_learning_curve(table, x)
         assert len(fig.axes[0].get_lines()) >= 2 + 1  # a line per split and the efficient value
         assert list(fig.axes[0].get_xticks()) == ticks
+
+
+def test_sequence_comparison_table_reports_each_sequences_bound_and_loss():
+    from crbnet.tables import sequence_comparison_table
+
+    n = 200
+    crb_a, crb_b = np.full(n, 0.04), np.full(n, 0.01)  # sequence b halves sqrt(CRB): 20 % -> 10 % of true = 1
+    efficient = _table(n, np.zeros(n), crb_b.copy(), crb_b)
+    biased = _table(n, np.full(n, 0.2), crb_a.copy(), crb_a)  # bias^2/CRB = 1, variance part 1
+    table = sequence_comparison_table([("a", "seq_a", "crb", biased), ("b", "seq_b", "crb", efficient)])
+    rows = table.set_index("experiment")
+    assert list(table.columns[:5]) == ["experiment", "sequence", "estimator", "snr", "parameter"]
+    assert rows.loc["a", "median_relative_sqrt_crb"] == pytest.approx(0.2)
+    assert rows.loc["b", "median_relative_sqrt_crb"] == pytest.approx(0.1)
+    assert rows.loc["a", "crb_loss"] == pytest.approx(2.0) and rows.loc["b", "crb_loss"] == pytest.approx(1.0)
+    assert rows.loc["a", "sequence"] == "seq_a"

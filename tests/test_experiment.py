@@ -193,3 +193,16 @@ def test_design_arguments_and_targets():
                                                        "iterations"))
     with pytest.raises(ex.ConfigError, match="designs"):
         ex.Plan.from_config(config | {"designs": {"d": {"start": "a.yaml"}}})
+
+
+def test_sequence_comparison_runs_every_estimator_on_each_test_split():
+    config = copy.deepcopy(TINY)
+    plan = ex.Plan.from_config(config)
+    runs = plan.sequence_comparison_runs("tiny_fisp")
+    assert runs["tiny_fisp/matching"] == "results/tiny/tiny_fisp/eval/matching_test.csv"
+    assert {r.split("/")[0] for r in runs} == {"tiny_fisp", "tiny_fisp_12"}
+    assert "results/tiny/sequence_comparisons/tiny_fisp.png" in plan.targets()
+    assert ex.Plan.from_config(config, ["tiny_fisp"]).sequence_comparisons == {}  # needs all its experiments
+    config["experiments"]["tiny_fisp_12"]["evaluation"]["splits"] = []
+    with pytest.raises(ex.ConfigError, match="does not evaluate its test split"):
+        ex.Plan.from_config(config).sequence_comparison_runs("tiny_fisp")

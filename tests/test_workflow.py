@@ -135,6 +135,9 @@ def test_tiny_end_to_end(tmp_path):
     assert design.loc["designed"].relative_crb.sum() < design.loc["start"].relative_crb.sum()  # two steps help
     assert load_sequence(out / "designs" / "tiny_design.yaml").n_samples == 1142
     assert (out / "designs" / "tiny_design_crb.png").stat().st_size > 1000
+    comparison = pd.read_csv(out / "sequence_comparisons" / "tiny_fisp.csv")
+    assert set(comparison.experiment) == {"tiny_fisp", "tiny_fisp_12"} and comparison.crb_loss.notna().all()
+    assert (out / "sequence_comparisons" / "tiny_fisp.png").stat().st_size > 1000
     _check_maps(exp / "maps" / "tubes", ("mse", "crb", "bias_reduced"), ("m0s", "T1", "T2f"), sqrt_crb=())
     import nibabel as nib
 

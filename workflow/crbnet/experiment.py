@@ -290,6 +290,7 @@ class Plan:
     results: str
     device: str
     designs: dict[str, dict] = field(default_factory=dict)
+    sequence_comparisons: dict[str, dict] = field(default_factory=dict)
 
     @classmethod
     def from_config(cls, config: Mapping, selected: Iterable[str] | None = None) -> Plan:
@@ -300,7 +301,8 @@ class Plan:
         chosen = {k: v for k, v in full["experiments"].items() if not names or k in names}
         experiments = {name: Experiment(name, cfg, _data_owner(name, chosen)) for name, cfg in chosen.items()}
         curves = {k: v for k, v in full["learning_curves"].items() if set(v["experiments"]) <= set(chosen)}
-        return cls(experiments, curves, full["results"], full["device"], full["designs"])
+        comparisons = {k: v for k, v in full["sequence_comparisons"].items() if set(v["experiments"]) <= set(chosen)}
+        return cls(experiments, curves, full["results"], full["device"], full["designs"], comparisons)
 
     def __getitem__(self, name: str) -> Experiment:
         return self.experiments[name]
@@ -318,7 +320,26 @@ class Plan:
         """Every file of every selected experiment and learning curve."""
         out = [self.path(name, rel) for name, exp in self.experiments.items() for rel in exp.targets()]
         out += [f"{self.results}/learning_curves/{c}.{ext}" for c in self.learning_curves for ext in ("csv", "png")]
+        out += [f"{self.results}/sequence_comparisons/{c}.{ext}" for c in self.sequence_comparisons
+                for ext in ("csv", "png")]
         return out + [f"{self.design_file(d)}{suffix}" for d in self.designs for suffix in (".yaml", "_crb.png")]
+
+    def sequence_comparison_runs(self, comparison: str) -> dict[str, str]:
+        """{run: Monte-Carlo table} of every estimator of a comparison's experiments on its test split; the run
+        name 'experiment/estimator' and ``sequence_comparison_sequences`` carry what the table needs."""
+        runs = {}
+        for name in self.sequence_comparisons[comparison]["experiments"]:
+            exp = self[name]
+            split = exp.figures["test_split"]
+            if split not in exp.evaluation["splits"]:
+                raise ConfigError(f"sequence comparison {comparison}: experiment {name} does not evaluate its "
+                                  f"test split '{split}'")
+            runs |= {f"{name}/{e}": self.path(name, f"eval/{e}_{split}.csv") for e in exp.estimators}
+        return runs
+
+    def sequence_comparison_sequences(self, comparison: str) -> dict[str, str]:
+        """{experiment: its sequence file} of a comparison."""
+        return {name: self[name]["sequence"] for name in self.sequence_comparisons[comparison]["experiments"]}
 
     def design_file(self, design: str) -> str:
         """{results}/designs/NAME (add .yaml, .h5, _history.csv, _crb.csv, _crb.png)."""

@@ -305,6 +305,37 @@ def plot_learning_curve(table: pd.DataFrame, x: str = "fingerprints") -> plt.Fig
     return fig
 
 
+def plot_sequence_comparison(table: pd.DataFrame) -> plt.Figure:
+    """Top: CRB-loss (bootstrap 95 % intervals) per estimated parameter, one group per experiment (sequence), one bar
+    per estimator; bottom: the median sqrt(CRB) in % of the true value with each sequence (table:
+    crbnet.tables.sequence_comparison_table)."""
+    _style()
+    names = list(dict.fromkeys(table.parameter))
+    groups = list(dict.fromkeys(zip(table.experiment, table.sequence)))
+    estimators = list(dict.fromkeys(table.estimator))
+    fig, axes = plt.subplots(2, len(names), figsize=(3.6 * len(names), 6.2), squeeze=False)
+    width = 0.8 / len(estimators)
+    for j, name in enumerate(names):
+        rows = table[table.parameter == name].set_index(["experiment", "estimator"])
+        for i, est in enumerate(estimators):
+            x = np.arange(len(groups)) + (i - (len(estimators) - 1) / 2) * width
+            r = rows.reindex([(g[0], est) for g in groups])
+            axes[0, j].bar(x, r.crb_loss, width, yerr=[r.crb_loss - r.crb_loss_lo, r.crb_loss_hi - r.crb_loss],
+                           color=COLORS.get(est), label=LABELS.get(est, est), capsize=2)
+        axes[0, j].axhline(1.0, color="k", lw=0.8, ls=":")
+        axes[0, j].set(yscale="log", title=name, ylabel="CRB-loss" if j == 0 else None)
+        crb = rows.groupby(level="experiment").median_relative_sqrt_crb.first().reindex([g[0] for g in groups])
+        axes[1, j].bar(np.arange(len(groups)), 100 * crb.to_numpy(), 0.6, color="0.5")
+        axes[1, j].set(ylabel=r"median $\sqrt{\mathrm{CRB}}$ / value (%)" if j == 0 else None)
+        for ax in axes[:, j]:
+            ax.set_xticks(np.arange(len(groups)), [f"{e}\n({s})" for e, s in groups], rotation=30, ha="right",
+                          fontsize=7)
+    axes[0, -1].legend(frameon=False, fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    sns.despine(fig)
+    fig.tight_layout()
+    return fig
+
+
 def plot_snr_bias_std(sweeps: dict[str, pd.DataFrame]) -> plt.Figure:
     """Mao Fig. 2: bias (dashed) and standard deviation (solid) relative to the true value versus SNR, median over
     the sweep's fingerprints, per network; black: an efficient estimator (no bias, std = sqrt(CRB))."""

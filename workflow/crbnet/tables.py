@@ -102,6 +102,20 @@ def learning_curve_table(runs: Sequence[tuple[int, int, str, str, pd.DataFrame]]
     return out[first + [c for c in out.columns if c not in first]].sort_values(first[:4], kind="stable")
 
 
+def sequence_comparison_table(runs: Sequence[tuple[str, str, str, pd.DataFrame]]) -> pd.DataFrame:
+    """The ``summarize`` figures of every (experiment, sequence, estimator, Monte-Carlo table) run, plus the median
+    sqrt(CRB) relative to the true value over the fingerprints, one row per run, SNR and parameter: which
+    sequence gives the lower bound, and which estimator comes close to it with each."""
+    frames = []
+    for experiment, sequence, estimator, table in runs:
+        rel = (np.sqrt(table.crb) / table.true.abs()).groupby([table.snr, table.parameter], sort=False).median()
+        s = summarize(table).assign(experiment=experiment, sequence=sequence, estimator=estimator)
+        frames.append(s.assign(median_relative_sqrt_crb=[rel[(a, b)] for a, b in zip(s.snr, s.parameter)]))
+    out = pd.concat(frames, ignore_index=True)
+    first = ["experiment", "sequence", "estimator", "snr", "parameter"]
+    return out[first + [c for c in out.columns if c not in first]]
+
+
 def welch_tests(a: pd.DataFrame, b: pd.DataFrame, swept: str) -> pd.DataFrame:
     """Welch's unequal-variances t-test of the errors (estimate - true) of two estimators at each value of the swept
     parameter and each estimated parameter: (value, parameter, t, p). Tables come from ``estimates_file``."""
