@@ -96,7 +96,8 @@ class DesignProblem:
             raise DesignError(f"TRF window [{lo:g}, {hi:g}] s must satisfy 0 < lo < hi < TR = {self.start.TR:g} s")
         if self.knot_spacing < 1:
             raise DesignError(f"knot spacing must be >= 1 pulse, got {self.knot_spacing}")
-        self.energy_limit = self.energy_limit or self.start_energy
+        if self.energy_limit is None:
+            self.energy_limit = self.start_energy
         fixed = sum(float((p.alpha[p.crushed] ** 2 / p.TRF[p.crushed]).sum()) for p in self.start.patterns)
         if self.energy_limit <= fixed:
             raise DesignError(f"RF energy limit {self.energy_limit:.4g} rad^2/s is not above that of the fixed "
