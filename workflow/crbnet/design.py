@@ -29,7 +29,7 @@ from crbnet.crb import fisher
 from crbnet.io.atomic import atomic_hdf5, atomic_path
 from crbnet.parameters import ParameterError, Parameterization, parameter
 from crbnet.runtime import progress as progress_bar
-from crbnet.sequences import FISPSequence, Pattern, QMTSequence
+from crbnet.sequences import Pattern, QMTSequence
 from crbnet.signals.qmt import pattern_signal
 
 TRF_WINDOW = (217.4e-6, 500e-6)  # s: the published control's shortest and longest pulse (Zhang 2022)
@@ -83,7 +83,7 @@ class DesignProblem:
     _bases: list[torch.Tensor] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        if isinstance(self.start, FISPSequence) or not isinstance(self.start, QMTSequence):
+        if not isinstance(self.start, QMTSequence):
             raise DesignError("sequence design needs a hybrid-state qMT sequence (kind: hybrid_state_qmt)")
         unknown = [n for n in self.estimate if n not in self.parameterization.names]
         if unknown or not self.estimate:
