@@ -206,3 +206,12 @@ def test_sequence_comparison_runs_every_estimator_on_each_test_split():
     config["experiments"]["tiny_fisp_12"]["evaluation"]["splits"] = []
     with pytest.raises(ex.ConfigError, match="does not evaluate its test split"):
         ex.Plan.from_config(config).sequence_comparison_runs("tiny_fisp")
+
+
+def test_an_experiment_can_use_a_designs_output():
+    config = minimal() | {"designs": {"d": {"start": "a.yaml", "estimate": ["T1"]}}}
+    config["experiments"]["e"]["sequence"] = "design:d"
+    assert ex.Plan.from_config(config | {"results": "out"})["e"]["sequence"] == "out/designs/d.yaml"
+    config["experiments"]["e"]["sequence"] = "design:other"
+    with pytest.raises(ex.ConfigError, match="'design:other' names no entry of designs"):
+        ex.Plan.from_config(config)

@@ -298,7 +298,7 @@ class Plan:
         ConfigError for a schema violation or a ``data_from`` that does not describe the same data."""
         full = with_defaults(config)
         names = set(selected or ())
-        chosen = {k: v for k, v in full["experiments"].items() if not names or k in names}
+        chosen = {k: _designed_sequence(k, v, full) for k, v in full["experiments"].items() if not names or k in names}
         experiments = {name: Experiment(name, cfg, _data_owner(name, chosen)) for name, cfg in chosen.items()}
         curves = {k: v for k, v in full["learning_curves"].items() if set(v["experiments"]) <= set(chosen)}
         comparisons = {k: v for k, v in full["sequence_comparisons"].items() if set(v["experiments"]) <= set(chosen)}
@@ -370,6 +370,17 @@ class Plan:
                     run = f"{exp.train_fingerprints(loss)}/{exp.optimizer_steps(loss)}/{loss}/{split}/{name}"
                     runs[run] = self.path(name, f"eval/{loss}_{split}.csv")
         return runs
+
+
+def _designed_sequence(name: str, cfg: dict, full: Mapping) -> dict:
+    """An experiment whose ``sequence`` is ``design:D`` uses the output of design D, {results}/designs/D.yaml."""
+    design = cfg["sequence"].removeprefix("design:")
+    if design == cfg["sequence"]:
+        return cfg
+    if design not in full["designs"]:
+        raise ConfigError(f"experiment {name}: sequence 'design:{design}' names no entry of designs "
+                          f"({', '.join(full['designs']) or 'none'})")
+    return cfg | {"sequence": f"{full['results']}/designs/{design}.yaml"}
 
 
 def _data_owner(name: str, experiments: Mapping[str, dict]) -> str:
