@@ -89,6 +89,15 @@ def test_written_design_loads_back(tmp_path):
     assert (tmp_path / "d.yaml").read_text().startswith("# made by a test")
 
 
+def test_design_command_records_itself_in_the_yaml(tmp_path):
+    out = tmp_path / "d.yaml"
+    args = ["design", "--sequence", str(DEFAULT_SEQUENCE), "--estimate", "m0s,T1,T2f", "--iterations", "0",
+            "--knot-spacing", "64", "--tissue", "white_matter", "--out", str(out)]
+    assert main(args) == 0
+    assert out.read_text().startswith("# Made by: crbnet " + " ".join(args))
+    assert load_sequence(out).n_samples == 1142
+
+
 def test_default_tissues_are_the_default_configs_white_and_grey_matter():
     config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
     brain = config["experiments"]["default"]["phantoms"]["brain"]["tissues"]

@@ -145,7 +145,7 @@ def _design(args: argparse.Namespace) -> None:
     out = Path(args.out)
     theta, history = optimize(problem, args.iterations, args.lr, out.with_suffix(".ckpt"))
     designed = problem.sequence(theta)
-    command = "crbnet " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["design"] else "crbnet design ..."
+    command = "crbnet " + " ".join(args.argv)
     write_design(out, designed, f"CRB-designed hybrid-state pattern from {Path(args.sequence).name}",
                  f"Made by: {command}\n(crbnet.design: summed relative CRB of {', '.join(wrt)} over "
                  f"{', '.join(tissues)}; RF energy <= {problem.energy_limit:.6g} rad^2/s)")
@@ -218,7 +218,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
+        argv = list(sys.argv[1:] if argv is None else argv)
         args = build_parser().parse_args(argv)
+        args.argv = argv  # the command as given, for files that record how they were made
         args.run(args)
     except (UsageError, ParameterError, SequenceError, ModelError, DataError, BasisError, DeviceError,
             DesignError) as err:
