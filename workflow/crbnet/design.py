@@ -25,7 +25,7 @@ import pandas as pd
 import torch
 import yaml
 
-from crbnet.crb import fisher
+from crbnet.crb import unit_crb
 from crbnet.io.atomic import atomic_hdf5, atomic_path
 from crbnet.parameters import ParameterError, Parameterization, parameter
 from crbnet.runtime import progress as progress_bar
@@ -153,10 +153,7 @@ class DesignProblem:
                   for k in pz.names}
         parts = [pattern_signal(a, t, c, self.start.TR, values, pz, pz.names) for a, t, c in patterns]
         s, j = torch.cat([p[0] for p in parts], 1), torch.cat([p[1] for p in parts], 1)
-        f = fisher(s, j)
-        d = f.diagonal(dim1=-2, dim2=-1).sqrt()
-        inv = torch.cholesky_inverse(torch.linalg.cholesky(f / (d[..., :, None] * d[..., None, :])))
-        crb = inv.diagonal(dim1=-2, dim2=-1)[:, 2:] / d[:, 2:] ** 2
+        crb = unit_crb(s, j)  # differentiable; the design tissues are identifiable
         cols = [pz.names.index(k) for k in self.estimate]
         return crb[:, cols] / torch.stack([values[k] for k in self.estimate], 1) ** 2
 
