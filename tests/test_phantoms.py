@@ -21,6 +21,7 @@ from crbnet.phantoms import (
     load_phantom,
     save_phantom,
     smooth_phase,
+    time_series_components,
     tube_phantom,
 )
 from crbnet.sequences import FISPSequence
@@ -104,6 +105,19 @@ def test_coefficient_image_is_the_projected_fingerprint_with_phase_and_noise(tmp
     assert loaded.tissues == phantom.tissues and np.array_equal(loaded.labels, phantom.labels)
     with pytest.raises(PhantomError, match="snr"):
         coefficient_image(phantom, signal_model, basis, snr=0, seed=3)
+
+
+def test_time_series_components_give_each_voxels_fingerprint_times_m0():
+    """Summed components equal M0 times a voxel's fingerprint simulated on its own (not truncated to the basis)."""
+    signal_model, phantom, basis = _fisp_setup()
+    images, temporal = time_series_components(phantom, signal_model, seed=3)
+    assert len(images) <= 7 and temporal.shape[1] == basis.n_samples  # one component per distinct tissue at most
+    for i, j in np.argwhere(phantom.mask[..., 0])[[0, 40, 200]]:
+        direct = signal_model.signal({k: v[i, j] for k, v in phantom.maps.items()}).numpy()[0]
+        M0 = np.exp(1j * smooth_phase(phantom.labels.shape, 3)[i, j, 0])
+        np.testing.assert_allclose(images[:, i, j, 0] @ temporal, M0 * direct, rtol=0,
+                                   atol=1e-6 * np.abs(direct).max())
+    assert np.all(images[:, ~phantom.mask] == 0)
 
 
 def test_dictionary_maps_recover_the_tubes_and_crb_maps_match_the_crb(tmp_path):

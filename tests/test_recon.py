@@ -1,0 +1,139 @@
+"""Acquisition and subspace reconstruction, against explicit non-uniform DFTs and closed forms."""
+
+import numpy as np
+import pytest
+import torch
+
+from crbnet.acquisition import (AcquisitionError, acquire, coil_sensitivities, nufft_adjoint, nufft_forward,
+                                nyquist_spokes, radial_trajectory)
+from crbnet.recon import SubspaceNormal, adjoint_coefficients, llr_threshold, reconstruct
+
+SHAPE = (12, 10)
+
+
+def nudft_matrix(points: np.ndarray, shape) -> np.ndarray:
+    """Explicit (M, X*Y) matrix exp(-i k . n) / sqrt(X Y), n = index - N // 2."""
+    n = np.stack(np.meshgrid(*[np.arange(s) - s // 2 for s in shape], indexing="ij"), axis=-1).reshape(-1, 2)
+    return np.exp(-1j * points @ n.T) / np.sqrt(np.prod(shape))
+
+
+def random_complex(rng, *shape):
+    return rng.normal(size=shape) + 1j * rng.normal(size=shape)
+
+
+def test_nufft_matches_explicit_dft_and_is_adjoint():
+    rng = np.random.default_rng(0)
+    points = radial_trajectory(3, 2, 16).reshape(-1, 2)
+    image = random_complex(rng, *SHAPE)
+    E = nudft_matrix(points, SHAPE)
+    y = nufft_forward(image, points)
+    np.testing.assert_allclose(y, E @ image.ravel(), rtol=0, atol=1e-6 * np.abs(y).max())
+    data = random_complex(rng, len(points))
+    back = nufft_adjoint(data, points, SHAPE)
+    np.testing.assert_allclose(back.ravel(), E.conj().T @ data, rtol=0, atol=1e-6 * np.abs(back).max())
+
+
+def test_coil_sensitivities_sum_of_squares_is_one():
+    maps = coil_sensitivities(SHAPE, 4)
+    np.testing.assert_allclose((np.abs(maps) ** 2).sum(axis=0), 1.0, atol=1e-12)
+    assert np.ptp(np.abs(maps[0])) > 0.1  # not flat: coils see different parts of the image
+
+
+def test_toeplitz_normal_operator_equals_explicit_one():
+    rng = np.random.default_rng(1)
+    frames, spokes, readout, r = 5, 2, 14, 3
+    traj = radial_trajectory(frames, spokes, readout)
+    U = np.linalg.qr(random_complex(rng, frames, r))[0]
+    maps = coil_sensitivities(SHAPE, 2)
+    c = random_complex(rng, r, *SHAPE)
+    normal = SubspaceNormal.build(traj, U, maps, torch.device("cpu"))
+    got = normal(torch.as_tensor(c.astype(np.complex64))).numpy() * normal.scale
+    # explicit: per coil and frame, E_t^H E_t applied to the frame image sum_l U[t, l] S c_l, projected back on U_k
+    expected = np.zeros_like(c)
+    for s in maps:
+        for t in range(frames):
+            E = nudft_matrix(traj[t].reshape(-1, 2), SHAPE)
+            frame = np.einsum("l,lxy->xy", U[t], s * c).ravel()
+            back = (s.conj().ravel() * (E.conj().T @ (E @ frame))).reshape(SHAPE)
+            expected += U[t].conj()[:, None, None] * back
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-4 * np.abs(expected).max())
+    assert normal.scale == pytest.approx(spokes * readout / np.prod(SHAPE), rel=1e-5)
+
+
+def test_fully_sampled_noiseless_reconstruction_equals_the_projection():
+    """Frames sampled beyond Nyquist out to the corners of k-space (radius sqrt(2) pi), noiseless, time series in the
+    basis: CG gives the coefficients (<= 1e-3). Radial spokes out to pi alone leave the corners unsampled."""
+    rng = np.random.default_rng(2)
+    frames, r = 6, 3
+    spokes = int(np.ceil(np.sqrt(2) * nyquist_spokes(SHAPE)))
+    traj = np.sqrt(2) * radial_trajectory(frames, spokes, 3 * max(SHAPE))
+    U = np.linalg.qr(random_complex(rng, frames, r))[0]
+    truth = random_complex(rng, r, *SHAPE)
+    maps = coil_sensitivities(SHAPE, 3)
+    y = acquire(truth, U.T, traj, maps, sigma=0.0, seed=0)
+    c = reconstruct(y, traj, U, maps, lam=0.0, iterations=40, cg_iterations=5)
+    error = np.linalg.norm(c.transpose(2, 0, 1) - truth) / np.linalg.norm(truth)
+    assert error <= 1e-3
+
+
+def test_adjoint_coefficients_are_the_adjoint_of_acquire():
+    rng = np.random.default_rng(3)
+    frames, spokes, readout, r = 4, 1, 12, 2
+    traj = radial_trajectory(frames, spokes, readout)
+    U = np.linalg.qr(random_complex(rng, frames, r))[0]
+    maps = coil_sensitivities(SHAPE, 2)
+    c = random_complex(rng, r, *SHAPE)
+    y = random_complex(rng, 2, frames, spokes, readout)
+    forward = acquire(c, U.T, traj, maps, sigma=0.0, seed=0)
+    lhs = np.vdot(forward, y)
+    rhs = np.vdot(c, adjoint_coefficients(y, traj, U, maps))
+    assert lhs == pytest.approx(rhs, rel=1e-5)
+
+
+def test_llr_threshold_shrinks_singular_values_of_each_block():
+    rng = np.random.default_rng(4)
+    c = torch.as_tensor(random_complex(rng, 3, 8, 8).astype(np.complex64))
+    np.testing.assert_allclose(llr_threshold(c, 0.0, 4, (1, 2)).numpy(), c.numpy(), atol=1e-5)
+    out = llr_threshold(c, 1.0, 4)
+    block = c[:, :4, :4].reshape(3, 16).T
+    expected = np.clip(np.linalg.svd(block.numpy(), compute_uv=False) - 1.0, 0, None)
+    got = np.linalg.svd(out[:, :4, :4].reshape(3, 16).T.numpy(), compute_uv=False)
+    np.testing.assert_allclose(got, expected, atol=1e-4)
+    assert torch.count_nonzero(llr_threshold(c, 1e6, 4)) == 0
+
+
+def test_regularized_reconstruction_of_undersampled_noisy_data_beats_plain_cg():
+    rng = np.random.default_rng(5)
+    frames, r = 30, 2
+    traj = radial_trajectory(frames, 1, 2 * max(SHAPE))
+    U = np.linalg.qr(random_complex(rng, frames, r))[0]
+    truth = np.zeros((r, *SHAPE), dtype=complex)
+    truth[:, 2:10, 2:8] = np.array([1.0, 0.3j])[:, None, None]  # piecewise constant, rank 1 per block
+    maps = coil_sensitivities(SHAPE, 4)
+    y = acquire(truth, U.T, traj, maps, sigma=0.05, seed=1)
+    plain = reconstruct(y, traj, U, maps, lam=0.0, iterations=10, cg_iterations=5)
+    regular = reconstruct(y, traj, U, maps, lam=0.2, iterations=20, cg_iterations=5, block=4)
+    err = [np.linalg.norm(x.transpose(2, 0, 1) - truth) for x in (plain, regular)]
+    assert err[1] < err[0]
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda kw: kw.update(kspace=np.full_like(kw["kspace"], np.nan)), "NaN"),
+    (lambda kw: kw.update(U=kw["U"][:-1]), "time points"),
+    (lambda kw: kw.update(coil_maps=coil_sensitivities(SHAPE, 3)), "coils"),
+    (lambda kw: kw.update(lam=-1.0), ">= 0"),
+])
+def test_bad_input_names_the_problem(change, message):
+    rng = np.random.default_rng(6)
+    traj = radial_trajectory(4, 1, 8)
+    kw = {"kspace": random_complex(rng, 2, 4, 1, 8), "trajectory": traj,
+          "U": np.linalg.qr(random_complex(rng, 4, 2))[0], "coil_maps": coil_sensitivities(SHAPE, 2)}
+    change(kw)
+    with pytest.raises(AcquisitionError, match=message):
+        reconstruct(**kw)
+
+
+def test_acquire_refuses_coil_maps_of_another_shape():
+    with pytest.raises(AcquisitionError, match="do not fit"):
+        acquire(np.ones((1, *SHAPE)), np.ones((1, 2)), radial_trajectory(2, 1, 8), coil_sensitivities((8, 8), 2),
+                0.0, 0)

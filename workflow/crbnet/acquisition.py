@@ -1,0 +1,99 @@
+"""Simulated 2-D acquisition: golden-angle radial k-space of a time series, several coils, complex Gaussian noise.
+
+The non-uniform FFTs are FINUFFT's (``finufft``, CPU, tolerance ``EPS``), normalized by 1/sqrt(number of grid voxels)
+so that a fully sampled Cartesian frame would be unitary. k-space positions are in radians per voxel, in
+[-pi, pi) along each image axis; array index i of an image axis of length N is the position i - N // 2.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import finufft
+import numpy as np
+
+EPS = 1e-7  # FINUFFT's relative tolerance
+GOLDEN_ANGLE = np.pi / ((1 + np.sqrt(5)) / 2)  # rad, about 111.25 degrees
+
+
+class AcquisitionError(ValueError):
+    """An acquisition that does not fit the image, or k-space data that cannot be used."""
+
+
+def radial_trajectory(frames: int, spokes: int, readout: int) -> np.ndarray:
+    """Golden-angle radial positions (frames, spokes, readout, 2) in rad per voxel: spoke j of frame t at angle
+    (t * spokes + j) * GOLDEN_ANGLE, ``readout`` samples evenly over [-pi, pi)."""
+    if min(frames, spokes) < 1 or readout < 2:
+        raise AcquisitionError(f"a radial trajectory needs frames, spokes >= 1 and readout >= 2 samples; got "
+                               f"{frames}, {spokes}, {readout}")
+    angles = (np.arange(frames * spokes) * GOLDEN_ANGLE).reshape(frames, spokes)
+    radius = np.linspace(-np.pi, np.pi, readout, endpoint=False)
+    return np.stack([np.cos(angles)[..., None] * radius, np.sin(angles)[..., None] * radius], axis=-1)
+
+
+def nyquist_spokes(shape: Sequence[int]) -> int:
+    """Spokes that sample a frame of this image shape at the Nyquist rate at the edge of k-space: pi/2 * max(N)."""
+    return int(np.ceil(np.pi / 2 * max(shape)))
+
+
+def coil_sensitivities(shape: Sequence[int], coils: int) -> np.ndarray:
+    """Smooth complex sensitivities (coils, X, Y) of coils evenly spaced on a circle around the image, each with its
+    own constant and linear phase, normalized so that the sum over coils of |S|^2 is 1 in every voxel."""
+    if coils < 1:
+        raise AcquisitionError(f"at least one coil is needed, got {coils}")
+    x, y = np.meshgrid(*[np.linspace(-1, 1, n) for n in shape], indexing="ij")
+    angle = 2 * np.pi * np.arange(coils) / coils
+    cx, cy = 1.5 * np.cos(angle)[:, None, None], 1.5 * np.sin(angle)[:, None, None]
+    magnitude = 1.0 / (1.0 + ((x - cx) ** 2 + (y - cy) ** 2) / 1.5)
+    phase = angle[:, None, None] + 0.5 * (np.cos(angle)[:, None, None] * y - np.sin(angle)[:, None, None] * x)
+    maps = magnitude * np.exp(1j * phase)
+    return maps / np.sqrt((np.abs(maps) ** 2).sum(axis=0))
+
+
+def nufft_forward(images: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """k-space (..., M) of images (..., X, Y) at positions (M, 2): sum_n image[n] exp(-i k . n) / sqrt(X Y)."""
+    shape = images.shape[-2:]
+    flat = np.ascontiguousarray(images.reshape(-1, *shape), dtype=np.complex128)
+    x, y = (np.ascontiguousarray(points[:, i], dtype=np.float64) for i in (0, 1))
+    out = finufft.nufft2d2(x, y, flat, eps=EPS, isign=-1)
+    return out.reshape(*images.shape[:-2], len(points)) / np.sqrt(np.prod(shape))
+
+
+def nufft_adjoint(data: np.ndarray, points: np.ndarray, shape: Sequence[int]) -> np.ndarray:
+    """The adjoint of ``nufft_forward``: images (..., X, Y) of k-space (..., M) at positions (M, 2)."""
+    flat = np.ascontiguousarray(data.reshape(-1, data.shape[-1]), dtype=np.complex128)
+    x, y = (np.ascontiguousarray(points[:, i], dtype=np.float64) for i in (0, 1))
+    out = finufft.nufft2d1(x, y, flat, tuple(shape), eps=EPS, isign=1)
+    return out.reshape(*data.shape[:-1], *shape) / np.sqrt(np.prod(shape))
+
+
+def noise_sigma(snr: float, samples_per_frame: int, shape: Sequence[int]) -> float:
+    """k-space noise std per real channel that gives a least-squares coefficient image about the noise of
+    ``crbnet.phantoms.coefficient_image`` at ``snr`` (1/snr) had the frame's samples been spread evenly:
+    sqrt(samples per frame / voxels) / snr."""
+    if not snr > 0:
+        raise AcquisitionError(f"snr must be positive, got {snr}")
+    return float(np.sqrt(samples_per_frame / np.prod(shape)) / snr)
+
+
+def acquire(images: np.ndarray, temporal: np.ndarray, trajectory: np.ndarray, coil_maps: np.ndarray, sigma: float,
+            seed: int) -> np.ndarray:
+    """Noisy k-space (coils, frames, spokes, readout) complex64 of the time series x_t = sum_q temporal[q, t] *
+    images[q] (images (Q, X, Y), temporal (Q, frames)) seen by each coil (coil_maps (coils, X, Y)) on
+    ``trajectory`` (frames, spokes, readout, 2), plus complex Gaussian noise of std ``sigma`` per real channel."""
+    frames, spokes, readout, _ = trajectory.shape
+    if temporal.shape != (len(images), frames):
+        raise AcquisitionError(f"{len(images)} images need a temporal array ({len(images)}, {frames}); got "
+                               f"{temporal.shape}")
+    if coil_maps.shape[1:] != images.shape[1:]:
+        raise AcquisitionError(f"coil maps of shape {coil_maps.shape[1:]} do not fit images of shape "
+                               f"{images.shape[1:]}")
+    points = trajectory.reshape(-1, 2)
+    frame_of = np.repeat(np.arange(frames), spokes * readout)
+    rng = np.random.default_rng(seed)
+    out = np.empty((len(coil_maps), frames * spokes * readout), dtype=np.complex64)
+    for c, sensitivity in enumerate(coil_maps):
+        per_image = nufft_forward(sensitivity * images, points)  # (Q, M)
+        out[c] = np.einsum("qm,qm->m", temporal[:, frame_of], per_image)
+        out[c] += (rng.normal(size=(out.shape[1], 2)) @ np.array([sigma, 1j * sigma])).astype(np.complex64)
+    return out.reshape(len(coil_maps), frames, spokes, readout)

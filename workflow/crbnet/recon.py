@@ -1,0 +1,137 @@
+"""Subspace reconstruction of coefficient images from multi-coil non-Cartesian k-space.
+
+c = argmin_c 1/2 ||F S U c - y||^2 / d + lambda sum_b ||C_b||_*: U the temporal basis (frames, r), S the coil
+sensitivities, F the per-frame NUFFT (``crbnet.acquisition``), C_b the (voxels, r) matrix of block b
+(locally low rank), d the mean diagonal of the normal operator, so that lambda is in units of coefficient amplitude.
+The normal operator is applied with FFTs through Toeplitz embedding (one kernel per pair of basis functions, computed
+once with FINUFFT), in torch on the CPU or a GPU. lambda = 0: conjugate gradients on the normal equations; lambda >
+0: ADMM with CG for the linear step and singular-value soft-thresholding for the blocks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from crbnet.acquisition import AcquisitionError, nufft_adjoint
+
+
+@dataclass
+class SubspaceNormal:
+    """The normal operator c -> U^H S^H F^H F S U c on coefficient images (r, X, Y) by Toeplitz embedding, scaled
+    by 1/``scale`` (the mean diagonal) so that its eigenvalues average about 1."""
+
+    kernels: torch.Tensor      # (r, r, 2X, 2Y) FFTs of the circulant-embedded kernels
+    coil_maps: torch.Tensor    # (coils, X, Y)
+    scale: float
+
+    @classmethod
+    def build(cls, trajectory: np.ndarray, U: np.ndarray, coil_maps: np.ndarray, device: torch.device) -> SubspaceNormal:
+        """Kernels K_kl(d) = sum_j conj(U[t_j, k]) U[t_j, l] exp(i k_j . d) / (X Y) on the offsets d of a 2X x 2Y
+        grid, for positions ``trajectory`` (frames, spokes, readout, 2) and basis U (frames, r)."""
+        frames, spokes, readout, _ = trajectory.shape
+        if U.shape[0] != frames:
+            raise AcquisitionError(f"the basis has {U.shape[0]} time points, the k-space {frames} frames")
+        shape = coil_maps.shape[1:]
+        r = U.shape[1]
+        Uj = np.repeat(U, spokes * readout, axis=0)  # (M, r)
+        upper = [(k, m) for k in range(r) for m in range(k, r)]
+        weights = np.stack([Uj[:, k].conj() * Uj[:, m] for k, m in upper])
+        # nufft_adjoint divides by sqrt(4 X Y); the kernel needs 1 / (X Y)
+        grid = nufft_adjoint(weights, trajectory.reshape(-1, 2), [2 * n for n in shape])
+        grid *= 2 / np.sqrt(np.prod(shape))
+        spectra = np.fft.fft2(np.fft.ifftshift(grid, axes=(-2, -1)))
+        kernels = np.empty((r, r, *spectra.shape[-2:]), dtype=np.complex64)
+        for (k, m), spectrum in zip(upper, spectra):
+            kernels[k, m] = spectrum
+            kernels[m, k] = spectrum.conj()  # K_mk(d) = conj(K_km(-d))
+        scale = float(np.mean([kernels[k, k].real.mean() for k in range(r)]))  # K_kk(0), sum |S|^2 = 1
+        return cls(torch.as_tensor(kernels, device=device), torch.as_tensor(coil_maps.astype(np.complex64), device=device),
+                   scale)
+
+    def __call__(self, c: torch.Tensor) -> torch.Tensor:
+        X, Y = c.shape[-2:]
+        coil_images = self.coil_maps[:, None] * c[None]  # (coils, r, X, Y)
+        spectra = torch.fft.fft2(coil_images, s=(2 * X, 2 * Y))
+        mixed = torch.einsum("klxy,clxy->ckxy", self.kernels, spectra)
+        back = torch.fft.ifft2(mixed)[..., :X, :Y]
+        return (self.coil_maps[:, None].conj() * back).sum(dim=0) / self.scale
+
+
+def adjoint_coefficients(kspace: np.ndarray, trajectory: np.ndarray, U: np.ndarray, coil_maps: np.ndarray) -> np.ndarray:
+    """U^H S^H F^H y: coefficient images (r, X, Y) of k-space (coils, frames, spokes, readout)."""
+    coils, frames, spokes, readout = kspace.shape
+    if coils != len(coil_maps):
+        raise AcquisitionError(f"the k-space has {coils} coils, the sensitivities {len(coil_maps)}")
+    Uj = np.repeat(U, spokes * readout, axis=0).conj().T  # (r, M)
+    points = trajectory.reshape(-1, 2)
+    out = np.zeros((U.shape[1], *coil_maps.shape[1:]), dtype=np.complex128)
+    for data, sensitivity in zip(kspace.reshape(coils, -1), coil_maps):
+        out += sensitivity.conj() * nufft_adjoint(Uj * data, points, coil_maps.shape[1:])
+    return out
+
+
+def conjugate_gradient(apply: Callable[[torch.Tensor], torch.Tensor], b: torch.Tensor, x: torch.Tensor,
+                       iterations: int, tol: float = 1e-6) -> torch.Tensor:
+    """Solve apply(x) = b for a Hermitian positive-definite ``apply`` from ``x``; stop at ||r|| <= tol ||b||."""
+    r = b - apply(x)
+    p = r.clone()
+    rr = torch.vdot(r.flatten(), r.flatten()).real
+    stop = tol**2 * torch.vdot(b.flatten(), b.flatten()).real
+    for _ in range(iterations):
+        if rr <= stop:
+            break
+        Ap = apply(p)
+        alpha = rr / torch.vdot(p.flatten(), Ap.flatten()).real
+        x = x + alpha * p
+        r = r - alpha * Ap
+        rr_new = torch.vdot(r.flatten(), r.flatten()).real
+        p = r + (rr_new / rr) * p
+        rr = rr_new
+    return x
+
+
+def llr_threshold(c: torch.Tensor, threshold: float, block: int, shift: tuple[int, int] = (0, 0)) -> torch.Tensor:
+    """Soft-threshold the singular values of every ``block`` x ``block`` (voxels x r) matrix of coefficient images
+    (r, X, Y), the block grid shifted (circularly) by ``shift``; the proximal operator of threshold * sum ||C_b||_*."""
+    r, X, Y = c.shape
+    px, py = -X % block, -Y % block
+    rolled = torch.nn.functional.pad(torch.roll(c, shift, dims=(1, 2)), (0, py, 0, px))
+    nx, ny = rolled.shape[1] // block, rolled.shape[2] // block
+    blocks = rolled.reshape(r, nx, block, ny, block).permute(1, 3, 2, 4, 0).reshape(nx * ny, block * block, r)
+    u, s, vh = torch.linalg.svd(blocks, full_matrices=False)
+    shrunk = (u * torch.clamp(s - threshold, min=0).to(u.dtype)[:, None, :]) @ vh
+    back = shrunk.reshape(nx, ny, block, block, r).permute(4, 0, 2, 1, 3).reshape(r, nx * block, ny * block)
+    return torch.roll(back[:, :X, :Y], (-shift[0], -shift[1]), dims=(1, 2))
+
+
+def reconstruct(kspace: np.ndarray, trajectory: np.ndarray, U: np.ndarray, coil_maps: np.ndarray,
+                lam: float = 0.0, iterations: int = 20, cg_iterations: int = 5, block: int = 8, seed: int = 0,
+                device: torch.device | str = "cpu") -> np.ndarray:
+    """Coefficient images (X, Y, r) complex64 from k-space (coils, frames, spokes, readout) on ``trajectory``
+    (frames, spokes, readout, 2), basis U (frames, r) and sensitivities (coils, X, Y): CG (``iterations`` *
+    ``cg_iterations`` steps) when ``lam`` is 0, else ``iterations`` ADMM steps of ``cg_iterations`` CG steps with
+    locally low-rank blocks shifted at random (seeded) each step."""
+    if not np.all(np.isfinite(kspace)):
+        raise AcquisitionError("the k-space holds NaN or infinite samples")
+    if lam < 0:
+        raise AcquisitionError(f"the regularization weight must be >= 0, got {lam}")
+    device = torch.device(device)
+    normal = SubspaceNormal.build(trajectory, U, coil_maps, device)
+    b = torch.as_tensor(adjoint_coefficients(kspace, trajectory, U, coil_maps).astype(np.complex64),
+                        device=device) / normal.scale
+    x = torch.zeros_like(b)
+    if lam == 0:
+        x = conjugate_gradient(normal, b, x, iterations * cg_iterations)
+    else:
+        rng = np.random.default_rng(seed)
+        z, u = x.clone(), x.clone()
+        for _ in range(iterations):  # ADMM with rho = 1 (the normal operator's mean diagonal)
+            x = conjugate_gradient(lambda v: normal(v) + v, b + z - u, x, cg_iterations)
+            z = llr_threshold(x + u, lam, block, tuple(int(s) for s in rng.integers(0, block, size=2)))
+            u = u + x - z
+        x = z
+    return x.permute(1, 2, 0).cpu().numpy()
