@@ -44,7 +44,8 @@ start = time.perf_counter()
 kspace = acquire(truth, U.T, traj, maps, noise_sigma(50.0, traj.shape[1] * traj.shape[2], shape), seed=1)
 print(f"acquire: {time.perf_counter() - start:.1f} s for {kspace.size:,} samples")
 start = time.perf_counter()
-c = reconstruct(kspace, traj, U, maps, lam=args.lam, iterations=args.iterations, cg_iterations=args.cg_iterations)
+c = reconstruct(kspace, traj, U, maps, lam=args.lam, iterations=args.iterations, cg_iterations=args.cg_iterations,
+                show_progress=True)
 error = np.linalg.norm(c.transpose(2, 0, 1) - truth) / np.linalg.norm(truth)
 print(f"reconstruct (lambda {args.lam}, {args.iterations} x {args.cg_iterations} CG): "
       f"{time.perf_counter() - start:.1f} s; relative error {error:.3f}")

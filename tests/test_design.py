@@ -53,7 +53,8 @@ def test_gradient_of_the_cost_matches_central_differences():
     for k in (3, half + 3):  # a flip-angle and a pulse-duration knot
         e = torch.zeros_like(theta)
         e[k] = 1e-3
-        assert float(x.grad[k]) == pytest.approx((cost(theta + e) - cost(theta - e)) / 2e-3, rel=1e-5)
+        # rel 5e-5: the CRB inverse amplifies the rounding of threaded reductions to about 1e-5 between runs
+        assert float(x.grad[k]) == pytest.approx((cost(theta + e) - cost(theta - e)) / 2e-3, rel=5e-5)
 
 
 def test_design_lowers_the_cost_within_the_constraints():

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from crbnet.acquisition import AcquisitionError, nufft_adjoint
+from crbnet.runtime import progress
 
 
 @dataclass
@@ -110,22 +111,26 @@ def llr_threshold(c: torch.Tensor, threshold: float, block: int, shift: tuple[in
 
 def reconstruct(kspace: np.ndarray, trajectory: np.ndarray, U: np.ndarray, coil_maps: np.ndarray,
                 lam: float = 0.0, iterations: int = 20, cg_iterations: int = 5, block: int = 8, seed: int = 0,
-                device: torch.device | str = "cpu") -> np.ndarray:
+                device: torch.device | str = "cpu", show_progress: bool = False) -> np.ndarray:
     """Coefficient images (X, Y, r) complex64 from k-space (coils, frames, spokes, readout) on ``trajectory``
     (frames, spokes, readout, 2), basis U (frames, r) and sensitivities (coils, X, Y): CG (``iterations`` *
     ``cg_iterations`` steps) when ``lam`` is 0, else ``iterations`` ADMM steps of ``cg_iterations`` CG steps with
-    locally low-rank blocks shifted at random (seeded) each step."""
+    locally low-rank blocks shifted at random (seeded) each step. ``show_progress``: timed steps on stderr."""
     if not np.all(np.isfinite(kspace)):
         raise AcquisitionError("the k-space holds NaN or infinite samples")
     if lam < 0:
         raise AcquisitionError(f"the regularization weight must be >= 0, got {lam}")
     device = torch.device(device)
+    bar = progress(total=iterations + 2, desc="reconstruct", unit="step", disable=not show_progress)
     normal = SubspaceNormal.build(trajectory, U, coil_maps, device)
+    bar.update()
     b = torch.as_tensor(adjoint_coefficients(kspace, trajectory, U, coil_maps).astype(np.complex64),
                         device=device) / normal.scale
+    bar.update()
     x = torch.zeros_like(b)
     if lam == 0:
         x = conjugate_gradient(normal, b, x, iterations * cg_iterations)
+        bar.update(iterations)
     else:
         rng = np.random.default_rng(seed)
         z, u = x.clone(), x.clone()
@@ -133,5 +138,7 @@ def reconstruct(kspace: np.ndarray, trajectory: np.ndarray, U: np.ndarray, coil_
             x = conjugate_gradient(lambda v: normal(v) + v, b + z - u, x, cg_iterations)
             z = llr_threshold(x + u, lam, block, tuple(int(s) for s in rng.integers(0, block, size=2)))
             u = u + x - z
+            bar.update()
         x = z
+    bar.close()
     return x.permute(1, 2, 0).cpu().numpy()
