@@ -21,6 +21,14 @@ def random_complex(rng, *shape):
     return rng.normal(size=shape) + 1j * rng.normal(size=shape)
 
 
+def random_problem(seed: int, frames: int, spokes: int, readout: int, r: int, coils: int = 2):
+    """rng, trajectory, a random orthonormal basis (frames, r), sensitivities and coefficient images (r, X, Y)."""
+    rng = np.random.default_rng(seed)
+    U = np.linalg.qr(random_complex(rng, frames, r))[0]
+    return (rng, radial_trajectory(frames, spokes, readout), U, coil_sensitivities(SHAPE, coils),
+            random_complex(rng, r, *SHAPE))
+
+
 def test_nufft_matches_explicit_dft_and_is_adjoint():
     rng = np.random.default_rng(0)
     points = radial_trajectory(3, 2, 16).reshape(-1, 2)
@@ -40,12 +48,8 @@ def test_coil_sensitivities_sum_of_squares_is_one():
 
 
 def test_toeplitz_normal_operator_equals_explicit_one():
-    rng = np.random.default_rng(1)
-    frames, spokes, readout, r = 5, 2, 14, 3
-    traj = radial_trajectory(frames, spokes, readout)
-    U = np.linalg.qr(random_complex(rng, frames, r))[0]
-    maps = coil_sensitivities(SHAPE, 2)
-    c = random_complex(rng, r, *SHAPE)
+    frames, spokes, readout = 5, 2, 14
+    _, traj, U, maps, c = random_problem(1, frames, spokes, readout, r=3)
     normal = SubspaceNormal.build(traj, U, maps, torch.device("cpu"))
     got = normal(torch.as_tensor(c.astype(np.complex64))).numpy() * normal.scale
     # explicit: per coil and frame, E_t^H E_t applied to the frame image sum_l U[t, l] S c_l, projected back on U_k
@@ -77,12 +81,8 @@ def test_fully_sampled_noiseless_reconstruction_equals_the_projection():
 
 
 def test_adjoint_coefficients_are_the_adjoint_of_acquire():
-    rng = np.random.default_rng(3)
-    frames, spokes, readout, r = 4, 1, 12, 2
-    traj = radial_trajectory(frames, spokes, readout)
-    U = np.linalg.qr(random_complex(rng, frames, r))[0]
-    maps = coil_sensitivities(SHAPE, 2)
-    c = random_complex(rng, r, *SHAPE)
+    frames, spokes, readout = 4, 1, 12
+    rng, traj, U, maps, c = random_problem(3, frames, spokes, readout, r=2)
     y = random_complex(rng, 2, frames, spokes, readout)
     forward = acquire(c, U.T, traj, maps, sigma=0.0, seed=0)
     lhs = np.vdot(forward, y)
