@@ -1,4 +1,6 @@
-"""Acquisition and subspace reconstruction, against explicit non-uniform DFTs and closed forms."""
+"""Acquisition and subspace reconstruction, against explicit non-uniform DFTs, closed forms and BART."""
+
+import shutil
 
 import numpy as np
 import pytest
@@ -6,7 +8,7 @@ import torch
 
 from crbnet.acquisition import (AcquisitionError, acquire, coil_sensitivities, nufft_adjoint, nufft_forward,
                                 nyquist_spokes, radial_trajectory)
-from crbnet.recon import SubspaceNormal, adjoint_coefficients, llr_threshold, reconstruct
+from crbnet.recon import SubspaceNormal, adjoint_coefficients, llr_threshold, reconstruct, reconstruct_bart
 
 SHAPE = (12, 10)
 
@@ -137,3 +139,18 @@ def test_acquire_refuses_coil_maps_of_another_shape():
     with pytest.raises(AcquisitionError, match="do not fit"):
         acquire(np.ones((1, *SHAPE)), np.ones((1, 2)), radial_trajectory(2, 1, 8), coil_sensitivities((8, 8), 2),
                 0.0, 0)
+
+
+@pytest.mark.skipif(shutil.which("bart") is None, reason="needs BART (Debian package bart)")
+def test_bart_pics_with_the_basis_agrees_with_ours():
+    """BART 0.8's ``pics -B`` (least squares) and our CG on the same undersampled data, up to a complex scale."""
+    frames, spokes, r = 8, 12, 3
+    _, traj, U, maps, _ = random_problem(7, frames, spokes, 2 * max(SHAPE), r, coils=4)
+    x, y = np.meshgrid(*[np.linspace(-1, 1, n) for n in SHAPE], indexing="ij")
+    truth = np.stack([(k + 1) * np.exp(-((x - 0.2) ** 2 + y**2) / 0.1 + 1j * k * x) for k in range(r)])
+    kspace = acquire(truth, U.T, traj, maps, sigma=0.0, seed=0)
+    ours = reconstruct(kspace, traj, U, maps, iterations=40, cg_iterations=5).ravel()
+    bart = reconstruct_bart(kspace, traj, U, maps, iterations=200).ravel()
+    scale = np.vdot(bart, ours) / np.vdot(bart, bart)
+    assert abs(scale - 1) < 0.05  # same conventions: no flip, conjugation or other normalization
+    assert np.linalg.norm(scale * bart - ours) / np.linalg.norm(ours) < 0.01

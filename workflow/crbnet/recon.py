@@ -10,6 +10,9 @@ once with FINUFFT), in torch on the CPU or a GPU. lambda = 0: conjugate gradient
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -17,6 +20,7 @@ import numpy as np
 import torch
 
 from crbnet.acquisition import AcquisitionError, nufft_adjoint
+from crbnet.io.cfl import read_cfl, write_cfl
 from crbnet.runtime import progress
 
 
@@ -142,3 +146,29 @@ def reconstruct(kspace: np.ndarray, trajectory: np.ndarray, U: np.ndarray, coil_
         x = z
     bar.close()
     return x.permute(1, 2, 0).cpu().numpy()
+
+
+def reconstruct_bart(kspace: np.ndarray, trajectory: np.ndarray, U: np.ndarray, coil_maps: np.ndarray,
+                     lam: float = 0.0, iterations: int = 100, block: int = 8) -> np.ndarray:
+    """The same reconstruction by BART's ``pics -B`` (the field's reference; Debian package ``bart``): l2 with
+    weight 0 when ``lam`` is 0, else locally low rank (``-R L:3:3:lam``, BART's own scaling of lambda). Returns
+    coefficient images (X, Y, r) complex64."""
+    if shutil.which("bart") is None:
+        raise AcquisitionError("recon engine 'bart' needs the bart command (Debian: apt install bart)")
+    shape = np.array(coil_maps.shape[1:])
+    regularization = ["-l2", "-r", "0"] if lam == 0 else ["-R", f"L:3:3:{lam}", "-b", str(block)]
+    with tempfile.TemporaryDirectory() as tmp:
+        # BART: trajectory in units of 1/FOV (3, readout, spokes, 1, 1, frames), k-space (1, readout, spokes,
+        # coils, 1, frames), basis (1, 1, 1, 1, 1, frames, r), sensitivities (X, Y, 1, coils)
+        traj = np.zeros((3, *trajectory.shape[2:0:-1], 1, 1, trajectory.shape[0]))
+        traj[:2] = np.transpose(trajectory * shape / (2 * np.pi), (3, 2, 1, 0))[:, :, :, None, None, :]
+        write_cfl(f"{tmp}/traj", traj)
+        write_cfl(f"{tmp}/ksp", np.transpose(kspace, (3, 2, 0, 1))[None, :, :, :, None, :])
+        write_cfl(f"{tmp}/basis", U[None, None, None, None, None])
+        write_cfl(f"{tmp}/sens", np.transpose(coil_maps, (1, 2, 0))[:, :, None, :])
+        run = subprocess.run(["bart", "pics", "-S", "-i", str(iterations), *regularization, "-B", f"{tmp}/basis",
+                              "-t", f"{tmp}/traj", f"{tmp}/ksp", f"{tmp}/sens", f"{tmp}/out"],
+                             capture_output=True, text=True)
+        if run.returncode != 0:
+            raise AcquisitionError(f"bart pics failed: {run.stderr.strip()[-300:]}")
+        return read_cfl(f"{tmp}/out").reshape(*shape, U.shape[1]).astype(np.complex64)
