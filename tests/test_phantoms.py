@@ -7,7 +7,9 @@ import json
 import numpy as np
 import pytest
 import torch
+from crbnet.acquisition import AcquisitionError, acquire_slice
 from crbnet.basis import svd_basis
+from crbnet.io.kspace import load_kspace, save_kspace
 from crbnet.io.maps import read_maps, save_maps
 from crbnet.io.nifti import write_nifti_map
 from crbnet.io.voxels import VoxelData
@@ -118,6 +120,29 @@ def test_time_series_components_give_each_voxels_fingerprint_times_m0():
         np.testing.assert_allclose(images[:, i, j, 0] @ temporal, M0 * direct, rtol=0,
                                    atol=1e-6 * np.abs(direct).max())
     assert np.all(images[:, ~phantom.mask] == 0)
+
+
+def test_acquired_slice_is_the_explicit_dft_of_each_voxels_signal(tmp_path):
+    """k-space samples against an explicit sum over voxels of coil * M0 * fingerprint (each simulated on its own)."""
+    signal_model, phantom, basis = _fisp_setup()
+    images, temporal = time_series_components(phantom, signal_model, seed=3)
+    ks = acquire_slice(images, temporal, basis.sequence_sha256, spokes=2, coils=3, snr=1e12, seed=0)
+    save_kspace(tmp_path / "k.h5", ks)
+    ks = load_kspace(tmp_path / "k.h5")
+    assert ks.data.shape == (3, basis.n_samples, 2, 48) and ks.sequence_sha256 == basis.sequence_sha256
+    voxels = np.argwhere(phantom.mask[..., 0])
+    signals = signal_model.signal(phantom.values()).numpy()  # (n, Ns), voxels in C order
+    M0 = np.exp(1j * smooth_phase(phantom.labels.shape, 3))[phantom.mask]
+    positions = voxels - np.array(phantom.labels.shape[:2]) // 2
+    for coil, frame, spoke, sample in [(0, 0, 0, 24), (1, 20, 1, 5), (2, basis.n_samples - 1, 0, 40)]:
+        k = ks.trajectory[frame, spoke, sample]
+        sensitivity = ks.coil_maps[coil][phantom.mask[..., 0]]
+        expected = np.sum(sensitivity * M0 * signals[:, frame] * np.exp(-1j * positions @ k)) / np.sqrt(24 * 24)
+        assert ks.data[coil, frame, spoke, sample] == pytest.approx(expected, rel=1e-4, abs=1e-6)
+    with pytest.raises(AcquisitionError, match="one slice"):
+        acquire_slice(np.ones((1, 8, 8, 2)), temporal[:1], "", coils=1)
+    with pytest.raises(AcquisitionError, match="readout_oversampling"):
+        acquire_slice(images, temporal, "", readout_oversampling=0.5)
 
 
 def test_dictionary_maps_recover_the_tubes_and_crb_maps_match_the_crb(tmp_path):

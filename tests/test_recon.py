@@ -154,3 +154,17 @@ def test_bart_pics_with_the_basis_agrees_with_ours():
     scale = np.vdot(bart, ours) / np.vdot(bart, bart)
     assert abs(scale - 1) < 0.05  # same conventions: no flip, conjugation or other normalization
     assert np.linalg.norm(scale * bart - ours) / np.linalg.norm(ours) < 0.01
+
+
+def test_kspace_file_errors_name_the_problem(tmp_path):
+    import h5py
+
+    from crbnet.io.kspace import load_kspace
+    from crbnet.io.voxels import DataError
+
+    with pytest.raises(DataError, match="does not exist"):
+        load_kspace(tmp_path / "none.h5")
+    with h5py.File(tmp_path / "other.h5", "w") as f:
+        f["data"] = np.zeros(3)
+    with pytest.raises(DataError, match="trajectory, coil_maps"):
+        load_kspace(tmp_path / "other.h5")

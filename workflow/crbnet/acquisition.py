@@ -8,6 +8,7 @@ so that a fully sampled Cartesian frame would be unitary. k-space positions are 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import finufft
 import numpy as np
@@ -97,3 +98,35 @@ def acquire(images: np.ndarray, temporal: np.ndarray, trajectory: np.ndarray, co
         out[c] = np.einsum("qm,qm->m", temporal[:, frame_of], per_image)
         out[c] += (rng.normal(size=(out.shape[1], 2)) @ np.array([sigma, 1j * sigma])).astype(np.complex64)
     return out.reshape(len(coil_maps), frames, spokes, readout)
+
+
+@dataclass(frozen=True)
+class KSpace:
+    """Multi-coil radial k-space of one slice: ``data`` (coils, frames, spokes, readout) complex64, ``trajectory``
+    (frames, spokes, readout, 2) rad per voxel, the true ``coil_maps`` (coils, X, Y), the noise std ``sigma`` per real
+    channel and the hash of the sequence whose time series it samples."""
+
+    data: np.ndarray
+    trajectory: np.ndarray
+    coil_maps: np.ndarray
+    sigma: float
+    sequence_sha256: str
+
+
+def acquire_slice(images: np.ndarray, temporal: np.ndarray, sequence_sha256: str, spokes: int = 1, coils: int = 8,
+                  readout_oversampling: float = 2.0, snr: float = 50.0, seed: int = 0) -> KSpace:
+    """k-space of a time series sum_q temporal[q, t] images[q] (images (Q, X, Y, 1), one slice) with ``spokes``
+    golden-angle spokes per frame of readout_oversampling * max(X, Y) samples, ``coils`` coils
+    (``coil_sensitivities``) and noise at ``snr`` (``noise_sigma``)."""
+    if images.ndim != 4 or images.shape[-1] != 1:
+        raise AcquisitionError(f"the acquisition is 2-D: it needs one slice, got an image of shape {images.shape[1:]}")
+    if readout_oversampling < 1:
+        raise AcquisitionError(f"readout_oversampling {readout_oversampling} < 1 leaves the image's k-space "
+                               f"undersampled along every spoke")
+    shape = images.shape[1:3]
+    readout = int(round(readout_oversampling * max(shape)))
+    trajectory = radial_trajectory(temporal.shape[1], spokes, readout)
+    maps = coil_sensitivities(shape, coils)
+    sigma = noise_sigma(snr, spokes * readout, shape)
+    return KSpace(acquire(images[..., 0], temporal, trajectory, maps, sigma, seed), trajectory,
+                  maps.astype(np.complex64), sigma, sequence_sha256)
