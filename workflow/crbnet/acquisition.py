@@ -90,12 +90,11 @@ def acquire(images: np.ndarray, temporal: np.ndarray, trajectory: np.ndarray, co
         raise AcquisitionError(f"coil maps of shape {coil_maps.shape[1:]} do not fit images of shape "
                                f"{images.shape[1:]}")
     points = trajectory.reshape(-1, 2)
-    frame_of = np.repeat(np.arange(frames), spokes * readout)
+    per_sample = np.repeat(temporal, spokes * readout, axis=1)  # (Q, M)
     rng = np.random.default_rng(seed)
     out = np.empty((len(coil_maps), frames * spokes * readout), dtype=np.complex64)
     for c, sensitivity in enumerate(coil_maps):
-        per_image = nufft_forward(sensitivity * images, points)  # (Q, M)
-        out[c] = np.einsum("qm,qm->m", temporal[:, frame_of], per_image)
+        out[c] = np.einsum("qm,qm->m", per_sample, nufft_forward(sensitivity * images, points))
         out[c] += (rng.normal(size=(out.shape[1], 2)) @ np.array([sigma, 1j * sigma])).astype(np.complex64)
     return out.reshape(len(coil_maps), frames, spokes, readout)
 
