@@ -77,6 +77,12 @@ def noise_sigma(snr: float, samples_per_frame: int, shape: Sequence[int]) -> flo
     return float(np.sqrt(samples_per_frame / np.prod(shape)) / snr)
 
 
+def per_sample(temporal: np.ndarray, trajectory: np.ndarray) -> np.ndarray:
+    """Per-frame values (Q, frames) repeated for every k-space sample of the frame: (Q, frames * spokes * readout),
+    in the order of ``trajectory.reshape(-1, 2)``."""
+    return np.repeat(temporal, trajectory.shape[1] * trajectory.shape[2], axis=1)
+
+
 def acquire(images: np.ndarray, temporal: np.ndarray, trajectory: np.ndarray, coil_maps: np.ndarray, sigma: float,
             seed: int) -> np.ndarray:
     """Noisy k-space (coils, frames, spokes, readout) complex64 of the time series x_t = sum_q temporal[q, t] *
@@ -90,11 +96,11 @@ def acquire(images: np.ndarray, temporal: np.ndarray, trajectory: np.ndarray, co
         raise AcquisitionError(f"coil maps of shape {coil_maps.shape[1:]} do not fit images of shape "
                                f"{images.shape[1:]}")
     points = trajectory.reshape(-1, 2)
-    per_sample = np.repeat(temporal, spokes * readout, axis=1)  # (Q, M)
+    weights = per_sample(temporal, trajectory)  # (Q, M)
     rng = np.random.default_rng(seed)
     out = np.empty((len(coil_maps), frames * spokes * readout), dtype=np.complex64)
     for c, sensitivity in enumerate(coil_maps):
-        out[c] = np.einsum("qm,qm->m", per_sample, nufft_forward(sensitivity * images, points))
+        out[c] = np.einsum("qm,qm->m", weights, nufft_forward(sensitivity * images, points))
         out[c] += (rng.normal(size=(out.shape[1], 2)) @ np.array([sigma, 1j * sigma])).astype(np.complex64)
     return out.reshape(len(coil_maps), frames, spokes, readout)
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from crbnet.acquisition import AcquisitionError, nufft_adjoint
+from crbnet.acquisition import AcquisitionError, nufft_adjoint, per_sample
 from crbnet.io.cfl import read_cfl, write_cfl
 from crbnet.runtime import progress
 
@@ -37,16 +37,17 @@ class SubspaceNormal:
     def build(cls, trajectory: np.ndarray, U: np.ndarray, coil_maps: np.ndarray, device: torch.device) -> SubspaceNormal:
         """Kernels K_kl(d) = sum_j conj(U[t_j, k]) U[t_j, l] exp(i k_j . d) / (X Y) on the offsets d of a 2X x 2Y
         grid, for positions ``trajectory`` (frames, spokes, readout, 2) and basis U (frames, r)."""
-        frames, spokes, readout, _ = trajectory.shape
+        frames = trajectory.shape[0]
         if U.shape[0] != frames:
             raise AcquisitionError(f"the basis has {U.shape[0]} time points, the k-space {frames} frames")
         shape = coil_maps.shape[1:]
         r = U.shape[1]
-        Uj = np.repeat(U, spokes * readout, axis=0)  # (M, r)
+        Uj = per_sample(U.T, trajectory)  # (r, M)
+        points, big = trajectory.reshape(-1, 2), [2 * n for n in shape]
         upper = [(k, m) for k in range(r) for m in range(k, r)]
-        weights = np.stack([Uj[:, k].conj() * Uj[:, m] for k, m in upper])
-        # nufft_adjoint divides by sqrt(4 X Y); the kernel needs 1 / (X Y)
-        grid = nufft_adjoint(weights, trajectory.reshape(-1, 2), [2 * n for n in shape])
+        # one row k at a time (r NUFFTs of M weights at most); nufft_adjoint divides by sqrt(4 X Y), the kernel
+        # needs 1 / (X Y)
+        grid = np.concatenate([nufft_adjoint(Uj[k].conj() * Uj[k:], points, big) for k in range(r)])
         grid *= 2 / np.sqrt(np.prod(shape))
         spectra = np.fft.fft2(np.fft.ifftshift(grid, axes=(-2, -1)))
         kernels = np.empty((r, r, *spectra.shape[-2:]), dtype=np.complex64)
@@ -68,10 +69,10 @@ class SubspaceNormal:
 
 def adjoint_coefficients(kspace: np.ndarray, trajectory: np.ndarray, U: np.ndarray, coil_maps: np.ndarray) -> np.ndarray:
     """U^H S^H F^H y: coefficient images (r, X, Y) of k-space (coils, frames, spokes, readout)."""
-    coils, frames, spokes, readout = kspace.shape
+    coils = len(kspace)
     if coils != len(coil_maps):
         raise AcquisitionError(f"the k-space has {coils} coils, the sensitivities {len(coil_maps)}")
-    Uj = np.repeat(U, spokes * readout, axis=0).conj().T  # (r, M)
+    Uj = per_sample(U.T.conj(), trajectory)  # (r, M)
     points = trajectory.reshape(-1, 2)
     out = np.zeros((U.shape[1], *coil_maps.shape[1:]), dtype=np.complex128)
     for data, sensitivity in zip(kspace.reshape(coils, -1), coil_maps):
