@@ -15,6 +15,7 @@ include: "rules/train.smk"
 include: "rules/match.smk"
 include: "rules/evaluate.smk"
 include: "rules/maps.smk"
+include: "rules/acquisition.smk"
 include: "rules/figures.smk"
 include: "rules/design.smk"
 

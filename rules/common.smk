@@ -8,7 +8,8 @@ import yaml
 
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 
-from crbnet.experiment import ESTIMATORS, FIGURES, IMAGE_FIGURES, NETWORK_LOSSES, SOURCES, Plan  # noqa: E402
+from crbnet.experiment import (  # noqa: E402
+    ESTIMATORS, FIGURES, IMAGE_FIGURES, NETWORK_LOSSES, RECON_SUFFIX, SOURCES, Plan)
 from crbnet.provenance import source_digest  # noqa: E402
 
 
@@ -128,27 +129,48 @@ def image_config(wildcards):
     return experiment(wildcards).images[wildcards.image]
 
 
+def image_file(wildcards):
+    """The file of a phantom image: phantoms/NAME.h5, or recon/PHANTOM.h5 for PHANTOM_recon."""
+    return PLAN.path(wildcards.experiment, experiment(wildcards).image_file(wildcards.image))
+
+
 def image_inputs(wildcards):
-    """A phantom's file, or a scan's coefficient image and optional mask (the user's files)."""
+    """A phantom image's file, or a scan's coefficient image and optional mask (the user's files)."""
     exp = experiment(wildcards)
-    if wildcards.image in exp.phantoms:
-        return {"data": PLAN.path(wildcards.experiment, f"phantoms/{wildcards.image}.h5")}
+    if wildcards.image in exp.phantom_images:
+        return {"data": image_file(wildcards)}
     scan = exp.scans[wildcards.image]
     return {"data": scan["coefficients"]} | ({"mask": scan["mask"]} if "mask" in scan else {})
 
 
 def map_source(wildcards):
-    """The phantom file (truth) or an estimator's maps."""
+    """The phantom image's file (truth) or an estimator's maps."""
     if wildcards.source == "truth":
-        return PLAN.path(wildcards.experiment, f"phantoms/{wildcards.image}.h5")
+        return image_file(wildcards)
     return PLAN.path(wildcards.experiment, f"maps/{wildcards.image}/estimates_{wildcards.source}.h5")
 
 
+def estimator_maps(exp, image):
+    """{estimator: maps file} of every estimator's maps of an image."""
+    return {name: PLAN.path(exp.name, f"maps/{image}/estimates_{name}.h5") for name in exp.map_estimators}
+
+
 def image_figure_inputs(wildcards):
-    """The phantom and every estimator's maps of it."""
-    exp = experiment(wildcards)
-    return {"phantom": PLAN.path(exp.name, f"phantoms/{wildcards.image}.h5")} | {
-        name: PLAN.path(exp.name, f"maps/{wildcards.image}/estimates_{name}.h5") for name in exp.map_estimators}
+    """The phantom image and every estimator's maps of it."""
+    return {"phantom": image_file(wildcards)} | estimator_maps(experiment(wildcards), wildcards.image)
+
+
+def acquisition(wildcards):
+    """Params function: the acquisition settings of the phantom wildcard, as JSON."""
+    return as_json(experiment(wildcards).acquisition(wildcards.image))
+
+
+def recon_bias_inputs(wildcards):
+    """The phantom and its reconstruction, and every estimator's maps of both."""
+    exp, recon = experiment(wildcards), f"{wildcards.image}{RECON_SUFFIX}"
+    return ({"phantom": PLAN.path(exp.name, exp.image_file(wildcards.image))}
+            | {f"gaussian_{k}": v for k, v in estimator_maps(exp, wildcards.image).items()}
+            | {f"recon_{k}": v for k, v in estimator_maps(exp, recon).items()})
 
 
 def figure_tables(figure):

@@ -8,7 +8,8 @@ rule phantom:
     params:
         code=code_digest("phantom.py"),
         space=json_setting("parameter_space"),
-        phantom=lambda wc: as_json({k: v for k, v in image_config(wc).items() if k != "display"}),  # figure only
+        phantom=lambda wc: as_json({k: v for k, v in image_config(wc).items()  # figures, maps and k-space only
+                                    if k not in ("display", "crb_maps", "acquisition")}),
         device=PLAN.device,
     log:
         f"{RESULTS}/{{experiment}}/logs/phantom_{{image}}.log",
@@ -34,7 +35,7 @@ rule estimate_maps:
     params:
         code=code_digest("estimate_maps.py"),
         space=json_setting("parameter_space"),
-        phantom=lambda wc: wc.image in experiment(wc).phantoms,
+        phantom=lambda wc: wc.image in experiment(wc).phantom_images,
         nlls=lambda wc: experiment(wc)["nlls"] if wc.estimator == "nlls" else {},  # NLLS settings only rerun NLLS
         crb=lambda wc: wc.estimator in image_config(wc).get("crb_maps", ()),  # scans: none
         snr=lambda wc: image_config(wc).get("snr"),  # phantoms; scans: None

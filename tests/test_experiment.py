@@ -215,3 +215,32 @@ def test_an_experiment_can_use_a_designs_output():
     config["experiments"]["e"]["sequence"] = "design:other"
     with pytest.raises(ex.ConfigError, match="'design:other' names no entry of designs"):
         ex.Plan.from_config(config)
+
+
+def test_an_acquisition_adds_the_reconstructed_image_and_its_tables():
+    tubes = {"kind": "tubes", "tissues": {"a": {"T1": 1.0}}, "snr": 30, "crb_maps": ["crb"]}
+    config = minimal(phantoms={"p": tubes | {"acquisition": {"coils": 4}}, "q": tubes})
+    exp = ex.Plan.from_config(config)["e"]
+    assert exp.reconstructions == {"p_recon": "p"}
+    assert exp.image_file("p_recon") == "recon/p.h5" and exp.image_file("p") == "phantoms/p.h5"
+    assert exp.phantom_images["p_recon"]["crb_maps"] == []  # no sqrt(CRB) maps of the reconstruction
+    settings = exp.acquisition("p")
+    assert settings["snr"] == 30 and settings["coils"] == 4  # the phantom's SNR unless set
+    assert settings["recon"]["engine"] == schema_default(*EXP, "phantoms", "additionalProperties", "properties",
+                                                         "acquisition", "properties", "recon", "properties", "engine")
+    targets = set(exp.targets())
+    assert {"maps/p_recon/desc-crb_T1map.nii.gz", "maps/p_recon/desc-truth_T1map.nii.gz", "figures/maps_p_recon.png",
+            "tables/recon_error_p.csv", "tables/recon_bias_p.csv", "figures/recon_bias_p.png"} <= targets
+    assert "maps/p_recon/desc-crb_T1sqrtcrb.nii.gz" not in targets and not any("q_recon" in t for t in targets)
+
+
+@pytest.mark.parametrize("phantoms, phrase", [
+    ({"b": {"kind": "brain", "axial_slice": None, "tissues": {"a": {"T1": 1.0}}, "acquisition": {}}}, "2-D"),
+    ({"p": {"kind": "tubes", "tissues": {"a": {"T1": 1.0}}, "acquisition": {}},
+      "p_recon": {"kind": "tubes", "tissues": {"a": {"T1": 1.0}}}}, "p_recon"),
+    ({"p": {"kind": "tubes", "tissues": {"a": {"T1": 1.0}}, "acquisition": {"recon": {"engine": "sigpy"}}}}, "engine"),
+    ({"p": {"kind": "tubes", "tissues": {"a": {"T1": 1.0}}, "acquisition": {"spokes": 0}}}, "spokes"),
+])
+def test_acquisitions_that_cannot_run_are_refused(phantoms, phrase):
+    with pytest.raises(ex.ConfigError, match=phrase):
+        ex.Plan.from_config(minimal(phantoms=phantoms))

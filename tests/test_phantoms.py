@@ -21,6 +21,7 @@ from crbnet.phantoms import (
     brain_labels,
     coefficient_image,
     load_phantom,
+    noiseless_coefficients,
     save_phantom,
     smooth_phase,
     time_series_components,
@@ -28,6 +29,7 @@ from crbnet.phantoms import (
 )
 from crbnet.sequences import FISPSequence
 from crbnet.signals.fisp import FISPSignalModel
+from crbnet import tables
 from crbnet.tables import agreement, paired_table, roi_table
 
 APPARENT = PARAMETERIZATIONS["apparent_t1"]
@@ -120,6 +122,10 @@ def test_time_series_components_give_each_voxels_fingerprint_times_m0():
         np.testing.assert_allclose(images[:, i, j, 0] @ temporal, M0 * direct, rtol=0,
                                    atol=1e-6 * np.abs(direct).max())
     assert np.all(images[:, ~phantom.mask] == 0)
+    # the noiseless coefficient image is these time series projected on the basis (c = U^H s)
+    projected = np.einsum("qn,qt,tr->nr", images[:, phantom.mask], temporal, basis.U.conj())
+    noiseless = noiseless_coefficients(phantom, signal_model, basis, seed=3)
+    np.testing.assert_allclose(noiseless[phantom.mask], projected, rtol=0, atol=1e-6 * np.abs(projected).max())
 
 
 def test_acquired_slice_is_the_explicit_dft_of_each_voxels_signal(tmp_path):
@@ -204,3 +210,32 @@ def test_pairs_against_a_sparse_reference_and_their_relative_differences():
     np.testing.assert_allclose(table.median_rel_diff_pct.loc[("mse", "T1")], 100 * (0.8 / 1.1 - 1))
     np.testing.assert_allclose(table.median_abs_rel_diff_pct.loc[("truth", "T2")], 100 * (1 - 1 / 1.1))
     assert table.voxels.loc[("mse", "T1")] == ((labels > 0) & np.isfinite(sparse["T1"])).sum()
+
+
+def test_tissue_bias_uses_interior_finite_voxels_and_compares_gaussian_with_recon():
+    labels = np.zeros((12, 6, 1), dtype=np.int16)
+    labels[:6], labels[6:] = 1, 2
+    truth = {"T1": np.where(labels == 1, 1.0, 2.0), "m0s": np.where(labels == 1, 0.0, 0.1)}
+    edge = (labels != tables.eroded(labels)) & (labels > 0)
+    gaussian = {"nn": {"T1": np.where(edge, 99.0, truth["T1"] * 1.1), "m0s": truth["m0s"] + 0.01}}
+    recon = {"nn": {"T1": np.where(labels == 2, np.nan, truth["T1"] * 0.9), "m0s": truth["m0s"] - 0.02}}
+    table = tables.recon_bias_table(labels, {1: "a", 2: "b"}, truth, gaussian, recon).set_index(["tissue", "parameter"])
+    np.testing.assert_allclose(table.loc[("a", "T1"), ["bias_gaussian", "bias_recon"]], [0.1, -0.1])  # edges left out
+    np.testing.assert_allclose(table.loc[("a", "T1"), ["rel_bias_pct_gaussian", "rel_bias_change_pct"]], [10.0, -20.0])
+    assert table.loc[("a", "T1"), "count_gaussian"] == (tables.eroded(labels) == 1).sum()
+    assert ("b", "T1") not in table.index  # no finite recon voxel: no row to compare
+    assert np.isnan(table.loc[("a", "m0s"), "rel_bias_pct_gaussian"])  # truth 0: no relative bias
+    np.testing.assert_allclose(table.loc[("b", "m0s"), ["bias_change", "rel_bias_pct_recon"]], [-0.03, -20.0])
+
+
+def test_coefficient_errors_are_relative_rms_per_region_and_coefficient():
+    rng = np.random.default_rng(2)
+    labels = np.repeat(np.array([0, 1, 2])[:, None, None], 4, axis=1)
+    reference = rng.normal(size=(3, 4, 1, 2)) + 1j * rng.normal(size=(3, 4, 1, 2))
+    scaled = reference * np.array([1.1, 0.7])  # 10 % and 30 % error on coefficients 1 and 2
+    errors = tables.coefficient_errors({"x": scaled}, reference, labels, {1: "a", 2: "b"})
+    by = errors.set_index(["region", "coefficient"]).relative_error
+    np.testing.assert_allclose([by[("a", "1")], by[("b", "2")], by[("all", "2")]], [0.1, 0.3, 0.3])
+    ref = reference[labels > 0]
+    expected = np.sqrt((np.abs(ref[:, 0]) ** 2 * 0.01 + np.abs(ref[:, 1]) ** 2 * 0.09).sum() / (np.abs(ref) ** 2).sum())
+    np.testing.assert_allclose(by[("all", "all")], expected)

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from crbnet.acquisition import (AcquisitionError, acquire, coil_sensitivities, nufft_adjoint, nufft_forward,
-                                nyquist_spokes, radial_trajectory)
-from crbnet.recon import SubspaceNormal, adjoint_coefficients, llr_threshold, reconstruct, reconstruct_bart
+from crbnet.acquisition import (AcquisitionError, acquire, coil_sensitivities, estimate_coil_maps, nufft_adjoint,
+                                nufft_forward, nyquist_spokes, radial_trajectory)
+from crbnet.recon import (SubspaceNormal, adjoint_coefficients, llr_threshold, object_phase, reconstruct,
+                          reconstruct_bart, reconstruct_kspace)
 
 SHAPE = (12, 10)
 
@@ -168,3 +169,49 @@ def test_kspace_file_errors_name_the_problem(tmp_path):
         f["data"] = np.zeros(3)
     with pytest.raises(DataError, match="trajectory, coil_maps"):
         load_kspace(tmp_path / "other.h5")
+
+
+def test_estimated_coil_maps_are_the_true_ones_times_one_phase_per_voxel():
+    """Sensitivities from the pooled low-resolution centre of undersampled frames of a smooth object with its own
+    phase: |sum_c est conj(true)| = 1 (the same maps up to a voxel's phase) inside the object, and that phase is the
+    object's."""
+    frames, shape = 40, (24, 24)
+    x, y = np.meshgrid(*[np.linspace(-1, 1, n) for n in shape], indexing="ij")
+    inside = x**2 + y**2 < 0.6
+    obj = np.where(x**2 + y**2 < 0.8, np.exp(1j * (0.8 * x - 0.5 * y)), 0)  # smooth phase, sharp edge
+    t = np.arange(frames) / frames  # a slowly varying signal, as a fingerprint's (random weights per frame are not)
+    U = np.linalg.qr(np.stack([np.ones(frames), np.cos(2 * np.pi * t)], axis=1).astype(complex))[0]
+    truth = np.stack([obj, 0.3 * obj])
+    maps = coil_sensitivities(shape, 6)
+    traj = radial_trajectory(frames, 2, 48)
+    y_k = acquire(truth, U.T, traj, maps, sigma=1e-3, seed=0)
+    estimated = estimate_coil_maps(y_k, traj, shape, radius=1.0)  # about 6 voxels resolution on this small grid
+    np.testing.assert_allclose((np.abs(estimated) ** 2).sum(axis=0), 1.0, atol=1e-9)
+    coherence = np.abs((estimated * maps.conj()).sum(axis=0))
+    assert coherence[inside].min() > 0.98
+    # the common phase is the object's phase (times the frames' mean signal, one constant), not the coils'
+    offset = object_phase(estimated, maps) - np.angle(obj)
+    spread = np.angle(np.exp(1j * (offset - offset[12, 12])))
+    assert np.abs(spread[inside]).max() < 0.2
+    with pytest.raises(AcquisitionError, match="calibration radius"):
+        estimate_coil_maps(y_k, traj, shape, radius=0.0)
+
+
+def test_object_phase_recovers_a_phase_put_on_the_maps():
+    maps = coil_sensitivities(SHAPE, 3)
+    phase = np.random.default_rng(9).uniform(-3, 3, SHAPE)
+    np.testing.assert_allclose(object_phase(maps * np.exp(1j * phase), maps), phase, atol=1e-12)
+
+
+def test_reconstruct_kspace_refuses_another_sequence_and_unknown_settings():
+    from crbnet.acquisition import KSpace
+    from crbnet.basis import Basis
+
+    rng = np.random.default_rng(10)
+    traj = radial_trajectory(4, 1, 8)
+    ks = KSpace(random_complex(rng, 2, 4, 1, 8), traj, coil_sensitivities(SHAPE, 2), 0.1, "abc")
+    basis = Basis(np.linalg.qr(random_complex(rng, 4, 2))[0], np.ones(2), "other")
+    with pytest.raises(AcquisitionError, match="another sequence"):
+        reconstruct_kspace(ks, basis)
+    with pytest.raises(AcquisitionError, match="engine"):
+        reconstruct_kspace(ks, Basis(basis.U, basis.spectrum, "abc"), engine="gpu")

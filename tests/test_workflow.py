@@ -147,6 +147,7 @@ def test_tiny_end_to_end(tmp_path):
     agreement = pd.read_csv(exp / "tables" / "nlls_agreement_tubes.csv")  # every source against NLLS, 14 voxels
     overall = agreement[agreement.tissue == "all"]
     assert len(overall) == 4 * 3 and set(overall.voxels) == {14} and np.all(overall.median_abs_rel_diff_pct >= 0)
+    _check_recon(exp)
     _check_maps(out / "tiny_fisp" / "maps" / "brain", ("mse", "crb", "bias_reduced", "matching"), ("T1", "T2"),
                 sqrt_crb=("matching",))
     for figure in ("tiny/figures/maps_tubes", "tiny/figures/roi_boxplots_tubes", "tiny/figures/nlls_agreement_tubes",
@@ -185,6 +186,22 @@ def _check_maps(folder, estimators, names, sqrt_crb):
     for source in sqrt_crb:
         s = np.asarray(nib.load(folder / f"desc-{source}_{names[-1]}sqrtcrb.nii.gz").dataobj)
         assert np.all(s[inside] > 0) and np.all(s[~inside] == 0)
+
+
+def _check_recon(exp):
+    """The tubes' simulated acquisition: reconstructed, mapped by every estimator like the phantom, compared."""
+    _check_maps(exp / "maps" / "tubes_recon", ("mse", "crb", "bias_reduced"), ("m0s", "T1", "T2f"), sqrt_crb=())
+    errors = pd.read_csv(exp / "tables" / "recon_error_tubes.csv", dtype={"coefficient": str})
+    by = errors.set_index(["source", "region", "coefficient"]).relative_error
+    assert len(errors) == 2 * 8 * 7  # gaussian and recon x (all + 7 tissues) x (6 coefficients + all)
+    assert by[("recon", "all", "1")] < 0.3  # the object is found: 2 spokes per frame, 4 estimated coil maps
+    assert by[("recon", "all", "all")] > by[("gaussian", "all", "all")]  # undersampling adds error
+    bias = pd.read_csv(exp / "tables" / "recon_bias_tubes.csv")
+    assert set(bias.estimator) == {"mse", "crb", "bias_reduced", "nlls"} and set(bias.parameter) == {"m0s", "T1", "T2f"}
+    assert len(bias[bias.estimator == "crb"]) == 7 * 3 and np.all(bias.count_recon > 0)
+    np.testing.assert_allclose(bias.bias_change, bias.mean_recon - bias.mean_gaussian, atol=1e-12)
+    for figure in ("recon_bias_tubes", "maps_tubes_recon"):
+        assert (exp / "figures" / f"{figure}.png").stat().st_size > 1000
 
 
 def _check_tiny_fisp(exp):

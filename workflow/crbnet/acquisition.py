@@ -105,6 +105,25 @@ def acquire(images: np.ndarray, temporal: np.ndarray, trajectory: np.ndarray, co
     return out.reshape(len(coil_maps), frames, spokes, readout)
 
 
+def estimate_coil_maps(data: np.ndarray, trajectory: np.ndarray, shape: Sequence[int],
+                       radius: float = np.pi / 8) -> np.ndarray:
+    """Sensitivities (coils, X, Y) from the data's own low-resolution centre: each coil's image of every sample with
+    |k| < ``radius`` (rad per voxel; all frames pooled, ramp-weighted for the radial density and Hann-windowed),
+    divided by the root sum of squares over coils. They equal the true maps times one phase per voxel (the object's,
+    which the coefficient images then lose: the networks and NLLS see it as the phase of M0)."""
+    if not 0 < radius <= np.pi:
+        raise AcquisitionError(f"the calibration radius must be in (0, pi] rad per voxel, got {radius}")
+    points = trajectory.reshape(-1, 2)
+    k = np.hypot(points[:, 0], points[:, 1])
+    inside = k < radius
+    if not inside.any():
+        raise AcquisitionError(f"no k-space sample lies within the calibration radius {radius}")
+    weights = k[inside] * np.cos(np.pi * k[inside] / (2 * radius)) ** 2
+    images = nufft_adjoint(data.reshape(len(data), -1)[:, inside] * weights, points[inside], shape)
+    rss = np.sqrt((np.abs(images) ** 2).sum(axis=0))
+    return images / np.maximum(rss, 1e-12 * rss.max())
+
+
 @dataclass(frozen=True)
 class KSpace:
     """Multi-coil radial k-space of one slice: ``data`` (coils, frames, spokes, readout) complex64, ``trajectory``

@@ -121,6 +121,7 @@ FIGURES: dict[str, Figure] = {
     "sweep_boxplots": Figure("eval/parameter_sweep/{estimator}.csv", "Bias and variance", _has("parameter_sweep")),
 }
 IMAGE_FIGURES = ("maps", "roi_boxplots")
+RECON_SUFFIX = "_recon"  # the image reconstructed from a phantom's simulated k-space: NAME_recon
 
 
 # ------------------------------------------------------------------------------------------ one experiment
@@ -182,8 +183,31 @@ class Experiment:
 
     @property
     def images(self) -> dict[str, dict]:
-        """Phantoms and scans by name (names are unique within an experiment)."""
-        return {**self.scans, **self.phantoms}
+        """Phantoms, their reconstructions and scans by name (names are unique within an experiment)."""
+        return {**self.scans, **self.phantom_images}
+
+    @property
+    def reconstructions(self) -> dict[str, str]:
+        """{image: phantom}: NAME_recon, reconstructed from simulated k-space, for every phantom with an
+        ``acquisition``."""
+        return {f"{name}{RECON_SUFFIX}": name for name, cfg in self.phantoms.items() if "acquisition" in cfg}
+
+    @property
+    def phantom_images(self) -> dict[str, dict]:
+        """The images with a truth: phantoms and reconstructions (configured as their phantom, with no sqrt(CRB)
+        maps)."""
+        return self.phantoms | {image: self.phantoms[p] | {"crb_maps": []} for image, p in self.reconstructions.items()}
+
+    def image_file(self, image: str) -> str:
+        """The file (truth, labels and coefficients) of a phantom image under the experiment."""
+        if image in self.reconstructions:
+            return f"recon/{self.reconstructions[image]}.h5"
+        return f"phantoms/{image}.h5"
+
+    def acquisition(self, phantom: str) -> dict:
+        """A phantom's acquisition settings, ``snr`` defaulting to the phantom's."""
+        cfg = self.phantoms[phantom]
+        return {"snr": cfg["snr"]} | cfg["acquisition"]
 
     @property
     def phantoms(self) -> dict[str, dict]:
@@ -267,7 +291,7 @@ class Experiment:
         figures and, with NLLS, the NN-against-NLLS table and figure; every estimator's maps of every scan."""
         estimate = self.config["training"]["estimate"]
         out = []
-        for image, cfg in self.phantoms.items():
+        for image, cfg in self.phantom_images.items():
             nifti = [(source, "map") for source in ("truth", *self.map_estimators)]
             nifti += [(source, "sqrtcrb") for source in cfg["crb_maps"]]
             out += [f"maps/{image}/desc-{s}_{p}{kind}.nii.gz" for s, kind in nifti for p in estimate]
@@ -276,6 +300,9 @@ class Experiment:
                 out += [f"figures/nlls_agreement_{image}.png", f"tables/nlls_agreement_{image}.csv"]
         for image in self.scans:
             out += [f"maps/{image}/desc-{s}_{p}map.nii.gz" for s in self.map_estimators for p in estimate]
+        for phantom in self.reconstructions.values():
+            out += [f"tables/recon_error_{phantom}.csv", f"tables/recon_bias_{phantom}.csv",
+                    f"figures/recon_bias_{phantom}.png"]
         return out
 
 
@@ -299,6 +326,8 @@ class Plan:
         full = with_defaults(config)
         names = set(selected or ())
         chosen = {k: _designed_sequence(k, v, full) for k, v in full["experiments"].items() if not names or k in names}
+        for name, cfg in chosen.items():
+            _check_acquisitions(name, cfg)
         experiments = {name: Experiment(name, cfg, _data_owner(name, chosen)) for name, cfg in chosen.items()}
         curves = {k: v for k, v in full["learning_curves"].items() if set(v["experiments"]) <= set(chosen)}
         comparisons = {k: v for k, v in full["sequence_comparisons"].items() if set(v["experiments"]) <= set(chosen)}
@@ -381,6 +410,19 @@ def _designed_sequence(name: str, cfg: dict, full: Mapping) -> dict:
         raise ConfigError(f"experiment {name}: sequence 'design:{design}' names no entry of designs "
                           f"({', '.join(full['designs']) or 'none'})")
     return cfg | {"sequence": f"{full['results']}/designs/{design}.yaml"}
+
+
+def _check_acquisitions(name: str, cfg: Mapping) -> None:
+    """An acquisition needs a 2-D phantom, and its reconstruction's name NAME_recon must be free."""
+    taken = set(cfg.get("phantoms", {})) | set(cfg.get("scans", {}))
+    for phantom, settings in cfg.get("phantoms", {}).items():
+        if "acquisition" not in settings:
+            continue
+        if settings["kind"] == "brain" and settings["axial_slice"] is None:
+            raise ConfigError(f"experiment {name}, phantom {phantom}: the acquisition is 2-D; set axial_slice")
+        if f"{phantom}{RECON_SUFFIX}" in taken:
+            raise ConfigError(f"experiment {name}: the reconstruction of phantom {phantom} is named "
+                              f"{phantom}{RECON_SUFFIX}, which another phantom or scan already has")
 
 
 def _data_owner(name: str, experiments: Mapping[str, dict]) -> str:

@@ -191,23 +191,30 @@ def time_series_components(phantom: Phantom, signal_model, seed: int, rtol: floa
     return images, vh[keep]
 
 
-def coefficient_image(phantom: Phantom, signal_model, basis: Basis, snr: float, seed: int,
-                      progress: bool = False) -> np.ndarray:
-    """Noisy SVD coefficients (X, Y, Z, r) complex64 of the phantom, 0 outside its mask.
-
-    Each distinct parameter row inside the mask is simulated once and projected on ``basis``; the voxel's coefficients
-    are multiplied by M0 = exp(i phase) (|M0| = 1, ``smooth_phase``) and get complex Gaussian noise of std 1/``snr``
-    per real channel: white noise on the fingerprint stays white, with the same std, on orthonormal coefficients."""
-    if not snr > 0:
-        raise PhantomError(f"snr must be positive, got {snr}")
+def noiseless_coefficients(phantom: Phantom, signal_model, basis: Basis, seed: int,
+                           progress: bool = False) -> np.ndarray:
+    """SVD coefficients (X, Y, Z, r) complex128 of the phantom without noise, 0 outside its mask: each distinct
+    parameter row inside the mask simulated once, projected on ``basis`` and multiplied by the voxel's M0
+    (``phantom_M0``)."""
     distinct, inverse = distinct_rows(phantom.values())
     atoms = project_signals(signal_model, distinct, basis, progress)
-    rng = np.random.default_rng([seed, 1])  # the phase draws from default_rng(seed)
-    M0 = phantom_M0(phantom, seed)
-    noise = rng.normal(size=(len(M0), basis.rank, 2)) @ np.array([1.0, 1j]) / snr
-    image = np.zeros((*phantom.labels.shape, basis.rank), dtype=np.complex64)
-    image[phantom.mask] = atoms[inverse] * M0[:, None] + noise
+    image = np.zeros((*phantom.labels.shape, basis.rank), dtype=np.complex128)
+    image[phantom.mask] = atoms[inverse] * phantom_M0(phantom, seed)[:, None]
     return image
+
+
+def coefficient_image(phantom: Phantom, signal_model, basis: Basis, snr: float, seed: int,
+                      progress: bool = False) -> np.ndarray:
+    """Noisy SVD coefficients (X, Y, Z, r) complex64 of the phantom, 0 outside its mask: ``noiseless_coefficients``
+    plus complex Gaussian noise of std 1/``snr`` per real channel (white noise on the fingerprint stays white, with
+    the same std, on orthonormal coefficients)."""
+    if not snr > 0:
+        raise PhantomError(f"snr must be positive, got {snr}")
+    image = noiseless_coefficients(phantom, signal_model, basis, seed, progress)
+    rng = np.random.default_rng([seed, 1])  # the phase draws from default_rng(seed)
+    noise = rng.normal(size=(int(phantom.mask.sum()), basis.rank, 2)) @ np.array([1.0, 1j]) / snr
+    image[phantom.mask] += noise
+    return image.astype(np.complex64)
 
 
 def save_phantom(path: str | Path, phantom: Phantom, coefficients: np.ndarray, basis: Basis,

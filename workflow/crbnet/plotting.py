@@ -580,3 +580,34 @@ def plot_agreement(pairs: pd.DataFrame, reference: str = "nlls") -> plt.Figure:
     sns.despine(fig)
     fig.tight_layout()
     return fig
+
+
+def plot_recon_bias(table: pd.DataFrame) -> plt.Figure:
+    """Relative bias (%) per tissue of every estimator with Gaussian-noise coefficients (open circles) and with
+    reconstructed ones (filled), joined by a line, one panel per parameter (table: crbnet.tables.recon_bias_table;
+    tissues with a true value of 0 have no relative bias and are left out of their panel)."""
+    _style()
+    names = list(dict.fromkeys(table.parameter))
+    tissues = list(dict.fromkeys(table.tissue))
+    estimators = list(dict.fromkeys(table.estimator))
+    fig, axes = plt.subplots(1, len(names), figsize=(3.4 * len(names), 0.45 * len(tissues) * len(estimators) / 3 + 2),
+                             sharey=True, squeeze=False)
+    step = 0.8 / len(estimators)
+    for ax, name in zip(axes[0], names):
+        rows = table[table.parameter == name].set_index(["estimator", "tissue"])
+        for k, est in enumerate(estimators):
+            r = rows.reindex([(est, t) for t in tissues])
+            y = np.arange(len(tissues)) + (k - (len(estimators) - 1) / 2) * step
+            color = COLORS.get(est, "C7")
+            ax.hlines(y, r.rel_bias_pct_gaussian, r.rel_bias_pct_recon, color=color, lw=1)
+            ax.scatter(r.rel_bias_pct_gaussian, y, s=18, facecolors="none", edgecolors=color)
+            ax.scatter(r.rel_bias_pct_recon, y, s=18, color=color, label=LABELS.get(est, est))
+        ax.axvline(0.0, color="k", lw=0.8, ls=":")
+        ax.set(title=name, xlabel="bias / true value (%)")
+    axes[0, 0].set_yticks(np.arange(len(tissues)), [t.replace("_", " ") for t in tissues])
+    axes[0, 0].invert_yaxis()
+    axes[0, -1].legend(frameon=False, fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0),
+                       title="open: Gaussian noise\nfilled: reconstructed", title_fontsize=7)
+    sns.despine(fig)
+    fig.tight_layout()
+    return fig

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from crbnet.acquisition import AcquisitionError, nufft_adjoint, per_sample
+from crbnet.acquisition import AcquisitionError, KSpace, estimate_coil_maps, nufft_adjoint, per_sample
+from crbnet.basis import Basis
 from crbnet.io.cfl import read_cfl, write_cfl
 from crbnet.runtime import progress
 
@@ -173,3 +174,32 @@ def reconstruct_bart(kspace: np.ndarray, trajectory: np.ndarray, U: np.ndarray, 
         if run.returncode != 0:
             raise AcquisitionError(f"bart pics failed: {run.stderr.strip()[-300:]}")
         return read_cfl(f"{tmp}/out").reshape(*shape, U.shape[1]).astype(np.complex64)
+
+
+def reconstruct_kspace(kspace: KSpace, basis: Basis, coil_maps: str = "estimated", calibration_radius: float = 0.4,
+                       engine: str = "torch", lam: float = 0.0, iterations: int = 10, cg_iterations: int = 5,
+                       block: int = 8, seed: int = 0, device: torch.device | str = "cpu",
+                       show_progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Coefficient images (X, Y, 1, r) complex64 of a slice's k-space in ``basis`` and the sensitivities (coils, X,
+    Y) used: the file's true ones (``coil_maps`` "given") or ``estimate_coil_maps`` ("estimated"). ``engine``
+    "torch": ``reconstruct``; "bart": ``reconstruct_bart`` with iterations * cg_iterations iterations."""
+    if kspace.sequence_sha256 != basis.sequence_sha256:
+        raise AcquisitionError("the k-space samples another sequence than the basis was computed for")
+    if coil_maps not in ("given", "estimated") or engine not in ("torch", "bart"):
+        raise AcquisitionError(f"coil_maps must be given or estimated and engine torch or bart; got {coil_maps}, "
+                               f"{engine}")
+    shape = kspace.coil_maps.shape[1:]
+    maps = kspace.coil_maps if coil_maps == "given" else estimate_coil_maps(kspace.data, kspace.trajectory, shape,
+                                                                            calibration_radius)
+    if engine == "bart":
+        out = reconstruct_bart(kspace.data, kspace.trajectory, basis.U, maps, lam, iterations * cg_iterations, block)
+    else:
+        out = reconstruct(kspace.data, kspace.trajectory, basis.U, maps, lam, iterations, cg_iterations, block, seed,
+                          device, show_progress)
+    return out[:, :, None, :], maps
+
+
+def object_phase(estimated: np.ndarray, given: np.ndarray) -> np.ndarray:
+    """Phase (X, Y) that estimated sensitivities (coils, X, Y) carry over the given ones: angle of sum_c est
+    conj(given). Coefficients reconstructed with the estimated maps times exp(i phase) are those of the given maps."""
+    return np.angle((estimated * given.conj()).sum(axis=0))

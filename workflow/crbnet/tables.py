@@ -177,3 +177,51 @@ def agreement(pairs: pd.DataFrame, by: Sequence[str] = ("estimator", "parameter"
     return (pairs.assign(rel=rel, abs_rel=rel.abs()).groupby(list(by), sort=False)
             .agg(median_rel_diff_pct=("rel", "median"), median_abs_rel_diff_pct=("abs_rel", "median"),
                  voxels=("rel", "count")).reset_index())
+
+
+def tissue_bias(labels: np.ndarray, tissues: Mapping[int, str], truth: Mapping[str, np.ndarray],
+                maps: Mapping[str, Mapping[str, np.ndarray]]) -> pd.DataFrame:
+    """Per estimator, tissue and parameter of ``maps`` ({estimator: {parameter: image}}): the true value, the mean,
+    std and count of the estimates over the tissue's interior voxels (``eroded``; NaN voxels, those NLLS did not
+    fit, left out), the bias (mean - truth) and the relative bias in % (NaN where the truth is 0)."""
+    table = roi_table(labels, tissues, maps, erode=True).dropna(subset=["value"])
+    keys = ["estimator", "tissue", "parameter"]
+    stats = table.groupby(keys, sort=False).value.agg(["mean", "std", "count"]).reset_index()
+    names = stats.parameter.unique()
+    true = (roi_table(labels, tissues, {"truth": {k: truth[k] for k in names}}, erode=True)
+            .groupby(["tissue", "parameter"]).value.median().rename("truth").reset_index())
+    stats = stats.merge(true, on=["tissue", "parameter"])
+    stats["bias"] = stats["mean"] - stats["truth"]
+    stats["rel_bias_pct"] = 100 * stats["bias"] / stats["truth"].abs().where(stats["truth"] != 0)
+    return stats
+
+
+def recon_bias_table(labels: np.ndarray, tissues: Mapping[int, str], truth: Mapping[str, np.ndarray],
+                     gaussian: Mapping[str, Mapping[str, np.ndarray]],
+                     recon: Mapping[str, Mapping[str, np.ndarray]]) -> pd.DataFrame:
+    """``tissue_bias`` of every estimator with Gaussian-noise coefficients and with reconstructed ones side by side
+    (suffixes _gaussian, _recon), and the change of the bias and of the relative bias (recon - gaussian)."""
+    keys = ["estimator", "tissue", "parameter", "truth"]
+    table = tissue_bias(labels, tissues, truth, gaussian).merge(tissue_bias(labels, tissues, truth, recon), on=keys,
+                                                                suffixes=("_gaussian", "_recon"))
+    table["bias_change"] = table.bias_recon - table.bias_gaussian
+    table["rel_bias_change_pct"] = table.rel_bias_pct_recon - table.rel_bias_pct_gaussian
+    return table
+
+
+def coefficient_errors(images: Mapping[str, np.ndarray], reference: np.ndarray, labels: np.ndarray,
+                       tissues: Mapping[int, str]) -> pd.DataFrame:
+    """Relative RMS error sqrt(sum |c - ref|^2 / sum |ref|^2) of coefficient images (X, Y, Z, r) against
+    ``reference``, per source of ``images``, region (each tissue, and 'all' of the mask) and coefficient (1..r, and
+    'all')."""
+    regions = {"all": labels > 0} | {name: labels == label for label, name in tissues.items()}
+    rows = []
+    for source, image in images.items():
+        for region, inside in regions.items():
+            err, ref = np.abs(image[inside] - reference[inside]) ** 2, np.abs(reference[inside]) ** 2
+            per = np.sqrt(err.sum(axis=0) / ref.sum(axis=0))
+            rows += [{"source": source, "region": region, "coefficient": str(k + 1), "relative_error": e}
+                     for k, e in enumerate(per)]
+            rows.append({"source": source, "region": region, "coefficient": "all",
+                         "relative_error": float(np.sqrt(err.sum() / ref.sum()))})
+    return pd.DataFrame(rows)
