@@ -5,6 +5,7 @@ rule design_sequence:
     input:
         start=lambda wc: PLAN.designs[wc.design]["start"],
         compare=lambda wc: PLAN.designs[wc.design]["compare"],
+        prior=lambda wc: [PLAN.design_prior_file(wc.design)] if "prior" in PLAN.designs[wc.design] else [],
     output:
         sequence=f"{RESULTS}/designs/{{design}}.yaml",
         pattern=f"{RESULTS}/designs/{{design}}.h5",
@@ -48,3 +49,22 @@ rule plot_design:
         "../envs/plotting.yaml"
     script:
         "../workflow/scripts/plot_design.py"
+
+
+rule design_prior:
+    """The parameter space a design over prior draws samples: its experiment's parameter_space as YAML, the file
+    the design's command names."""
+    output:
+        prior=f"{RESULTS}/designs/{{design}}_prior.yaml",
+    params:
+        space=lambda wc: as_json(PLAN.designs[wc.design]["prior"]["parameter_space"]),
+    log:
+        f"{RESULTS}/logs/design_prior_{{design}}.log",
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
+    conda:
+        "../envs/physics.yaml"
+    script:
+        "../workflow/scripts/design_prior.py"

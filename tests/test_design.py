@@ -145,3 +145,46 @@ def test_shipped_design_beats_the_published_control_on_every_bound():
     published, published_energy, _ = bounds("zhang2022_published.yaml")
     assert np.all(designed < published) and designed.sum() < published.sum() / 1.25
     assert energy <= published_energy and alpha_max <= np.pi
+
+
+def test_over_prior_draws_the_cost_is_the_mean_log_and_its_scale_only_shifts_it():
+    """log(CRB / scale^2): another scale shifts the cost by a constant and leaves its gradient alone; a draw with
+    m0s near 0 (CRB / m0s^2 near infinite) keeps a finite cost and gradient."""
+    draws = {"a": TISSUES["white_matter"], "b": dict(TISSUES["grey_matter"], m0s=1e-3)}
+    grads, costs = [], []
+    for factor in (1.0, 3.0):
+        problem = DesignProblem(short_sequence(24, seed=2), PZ, draws, ESTIMATE, knot_spacing=4,
+                                scales={"m0s": 0.08 * factor, "T1": 0.8, "T2f": 0.2})
+        theta = problem.initial().requires_grad_(True)
+        rel = problem.relative_crb(problem.patterns(theta))
+        cost = problem.cost(rel)
+        cost.backward()
+        np.testing.assert_allclose(float(cost.detach()), np.log(rel.detach().numpy()).sum(axis=1).mean(), rtol=1e-12)
+        costs.append(float(cost.detach()))
+        grads.append(theta.grad.numpy())
+    assert np.all(np.isfinite(grads[0])) and np.isfinite(costs[0])
+    # two runs of the CRB inverse differ by threaded rounding (about 1e-8 here), so not to machine precision
+    assert costs[0] - costs[1] == pytest.approx(np.log(9.0), rel=1e-6)  # 2 draws x log(3^2) / 2
+    np.testing.assert_allclose(grads[1], grads[0], rtol=1e-5, atol=1e-9 * np.abs(grads[0]).max())
+    with pytest.raises(DesignError, match="positive scale"):
+        DesignProblem(short_sequence(24, seed=2), PZ, draws, ESTIMATE, scales={"m0s": 0.1})
+
+
+def test_design_command_over_prior_draws(tmp_path, capsys):
+    out = tmp_path / "d.yaml"
+    args = ["design", "--sequence", str(DEFAULT_SEQUENCE), "--estimate", "m0s,T1,T2f", "--iterations", "1",
+            "--knot-spacing", "64", "--prior", f"{ROOT / 'config' / 'config.yaml'}:default", "--draws", "2",
+            "--out", str(out)]
+    assert main(args) == 0
+    assert "mean over 2 prior draws of the summed log(CRB / prior scale^2) of m0s (scale 0.08)" in out.read_text()
+    import pandas as pd
+
+    table = pd.read_csv(tmp_path / "d_crb.csv")
+    assert set(table.tissue) == {"draw1", "draw2"} and np.all(np.isfinite(table.sqrt_crb))
+    for bad, phrase in [(["--prior", f"{ROOT / 'config' / 'config.yaml'}:nothing"], "no experiment 'nothing'"),
+                        (["--prior", str(ROOT / "config" / "config.yaml"), "--tissue", "white_matter"], "exclude"),
+                        (["--prior", str(tmp_path / "missing.yaml")], "missing.yaml")]:
+        capsys.readouterr()
+        assert main([*args[:-2], *bad, "--out", str(tmp_path / "e.yaml")]) == 2
+        assert phrase in capsys.readouterr().err
+    assert not (tmp_path / "e.yaml").exists()

@@ -244,3 +244,21 @@ def test_an_acquisition_adds_the_reconstructed_image_and_its_tables():
 def test_acquisitions_that_cannot_run_are_refused(phantoms, phrase):
     with pytest.raises(ex.ConfigError, match=phrase):
         ex.Plan.from_config(minimal(phantoms=phantoms))
+
+
+def test_a_design_over_prior_draws_names_its_experiments_prior():
+    config = minimal() | {"designs": {"d": {"start": "a.yaml", "estimate": ["T1"], "prior": {"experiment": "e"}}}}
+    plan = ex.Plan.from_config(config)
+    pairs = dict(zip(*[iter(plan.design_arguments("d"))] * 2))
+    assert pairs["--prior"] == "results/designs/d_prior.yaml" == plan.design_prior_file("d")
+    assert pairs["--draws"] == str(schema_default("properties", "designs", "additionalProperties", "properties",
+                                                  "prior", "properties", "draws"))
+    space = plan.designs["d"]["prior"]["parameter_space"]
+    assert space["parameters"] == config["experiments"]["e"]["parameter_space"]["parameters"]
+    assert "--tissue" not in pairs
+    config["designs"]["d"]["prior"] = {"experiment": "x"}
+    with pytest.raises(ex.ConfigError, match="prior experiment 'x'"):
+        ex.Plan.from_config(config)
+    config["designs"]["d"] |= {"prior": {"experiment": "e"}, "tissues": {"wm": {"T1": 1.0}}}
+    with pytest.raises(ex.ConfigError, match="exclude"):
+        ex.Plan.from_config(config)

@@ -85,3 +85,12 @@ def test_point_takes_the_prior_means_for_the_rest():
         space.point({"R1f": 1.0})
     with pytest.raises(ParameterError, match="T1"):
         space.point({"T1": -1.0})
+
+
+def test_prior_scale_is_the_std_of_a_uniform_and_the_std_parameter_of_a_truncated_normal():
+    from crbnet.parameters import Prior
+
+    uniform = Prior("uniform", 5e-6, 25e-6)
+    draws = uniform.sample(np.random.default_rng(0), 200_000)
+    assert uniform.scale == pytest.approx(np.std(draws), rel=0.01)
+    assert Prior("truncnorm", 0.0, 0.5, mean=0.12, std=0.08).scale == 0.08

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
 from crbnet.basis import BasisError
 from crbnet.crb import scale_crb, unit_crb
@@ -22,7 +23,8 @@ from crbnet.estimator import ModelError, load_estimator
 from crbnet.io.atomic import write_csv
 from crbnet.io.voxels import DataError, read_voxels, write_estimates
 from crbnet.maps import estimate_voxels
-from crbnet.parameters import ParameterError, Parameterization, get_parameterization, infer_parameterization, parameter
+from crbnet.parameters import (ParameterError, Parameterization, ParameterSpace, get_parameterization,
+                               infer_parameterization, parameter)
 from crbnet.runtime import DeviceError, pick_device
 from crbnet.sequences import SequenceError, load_sequence
 from crbnet.signals import default_parameterization, signal_model_for
@@ -126,6 +128,41 @@ def _tissue(text: str, number: int) -> tuple[str, dict[str, float]]:
     return label or f"tissue{number}", dict(_assignment(a) for a in assignments.split(","))
 
 
+def _prior_space(text: str) -> ParameterSpace:
+    """A --prior argument: a YAML file holding a parameter_space mapping, or WORKFLOW_CONFIG.yaml:EXPERIMENT."""
+    path, _, name = text.partition(":")
+    try:
+        cfg = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as err:
+        raise UsageError(f"--prior {path}: {err}") from None
+    if name:
+        experiments = (cfg or {}).get("experiments", {}) if isinstance(cfg, dict) else {}
+        if name not in experiments or "parameter_space" not in experiments[name]:
+            raise UsageError(f"--prior {path}: no experiment '{name}' with a parameter_space "
+                             f"(it has {', '.join(experiments) or 'none'})")
+        cfg = experiments[name]["parameter_space"]
+    if not isinstance(cfg, dict) or "parameters" not in cfg:
+        raise UsageError(f"--prior {text}: expected a parameter_space mapping (parameterization, parameters, "
+                         f"constraints) or CONFIG.yaml:EXPERIMENT")
+    return ParameterSpace.from_config(cfg)
+
+
+def _prior_scales(space: ParameterSpace, estimate: list[str]) -> dict[str, float]:
+    """Each estimated parameter's prior scale (``Prior.scale``); a parameter the prior fixes has none."""
+    fixed = [k for k in estimate if k not in space.priors]
+    if fixed:
+        raise UsageError(f"--estimate {', '.join(fixed)}: fixed in the prior, so there is nothing to design for")
+    return {k: space.priors[k].scale for k in estimate}
+
+
+def _design_cost(estimate: list[str], tissues: dict, scales: dict[str, float] | None) -> str:
+    """The cost in words, for the designed YAML's header."""
+    if scales is None:
+        return f"summed CRB / value^2 of {', '.join(estimate)} over {', '.join(tissues)}"
+    return (f"mean over {len(tissues)} prior draws of the summed log(CRB / prior scale^2) of "
+            + ", ".join(f"{k} (scale {v:.4g})" for k, v in scales.items()))
+
+
 def _design(args: argparse.Namespace) -> None:
     wrt = _names(args.estimate)
     if args.iterations < 0:
@@ -133,22 +170,33 @@ def _design(args: argparse.Namespace) -> None:
     if not str(args.out).endswith((".yaml", ".yml")):
         raise UsageError(f"--out must be a sequence YAML (.yaml), got '{args.out}'")
     sequence = load_sequence(args.sequence)
-    given = dict(_tissue(t, i + 1) for i, t in enumerate(args.tissue)) or {k: dict(v) for k, v in TISSUES.items()}
-    if len(given) != len(args.tissue or TISSUES):
-        raise UsageError("two --tissue arguments have the same label")
-    pz = (get_parameterization(args.parameterization) if args.parameterization != "auto"
-          else infer_parameterization([*wrt, *(k for t in given.values() for k in t)]))
-    tissues = {label: pz.complete(values) for label, values in given.items()}
+    scales = None
+    if args.prior:
+        if args.draws < 1:
+            raise UsageError(f"--draws must be >= 1, got {args.draws}")
+        if args.tissue:
+            raise UsageError("--prior and --tissue exclude each other: design over prior draws or over tissues")
+        space = _prior_space(args.prior)
+        pz, scales = space.parameterization, _prior_scales(space, wrt)
+        draws = space.sample(args.draws, args.draw_seed)
+        tissues = {f"draw{i + 1}": {k: float(v[i]) for k, v in draws.items()} for i in range(args.draws)}
+    else:
+        given = dict(_tissue(t, i + 1) for i, t in enumerate(args.tissue)) or {k: dict(v) for k, v in TISSUES.items()}
+        if len(given) != len(args.tissue or TISSUES):
+            raise UsageError("two --tissue arguments have the same label")
+        pz = (get_parameterization(args.parameterization) if args.parameterization != "auto"
+              else infer_parameterization([*wrt, *(k for t in given.values() for k in t)]))
+        tissues = {label: pz.complete(values) for label, values in given.items()}
     lo, hi = (float(x) * 1e-6 for x in args.trf_window_us.split(","))
     problem = DesignProblem(sequence, pz, tissues, tuple(wrt), args.knot_spacing, (lo, hi), args.energy_limit,
-                            pick_device(args.device, gpus=1))
+                            pick_device(args.device, gpus=1), scales)
     out = Path(args.out)
     theta, history = optimize(problem, args.iterations, args.lr, out.with_suffix(".ckpt"))
     designed = problem.sequence(theta)
     command = "crbnet " + " ".join(args.argv)
     write_design(out, designed, f"CRB-designed hybrid-state pattern from {Path(args.sequence).name}",
-                 f"Made by: {command}\n(crbnet.design: summed relative CRB of {', '.join(wrt)} over "
-                 f"{', '.join(tissues)}; RF energy <= {problem.energy_limit:.6g} rad^2/s)")
+                 f"Made by: {command}\n(crbnet.design: {_design_cost(wrt, tissues, scales)}; RF energy <= "
+                 f"{problem.energy_limit:.6g} rad^2/s)")
     write_csv(history, out.with_name(out.stem + "_history.csv"))
     compare = {"start": sequence, "designed": designed} | {Path(c).stem: load_sequence(c) for c in args.compare}
     write_csv(crb_table(problem, compare), out.with_name(out.stem + "_crb.csv"))
@@ -196,6 +244,11 @@ def build_parser() -> argparse.ArgumentParser:
     design.add_argument("--tissue", action="append", default=[], metavar="[LABEL:]NAME=VALUE[,...]",
                         help=f"a tissue (SI units; unset parameters take the defaults) or one of {', '.join(TISSUES)}; "
                              "repeat for several (default: white and grey matter)")
+    design.add_argument("--prior", metavar="SPACE.yaml|CONFIG.yaml:EXPERIMENT",
+                        help="design over draws of this training prior (CRB relative to the prior's scale squared, "
+                             "finite where a value is near 0) instead of over tissues")
+    design.add_argument("--draws", type=int, default=16, help="prior draws (with --prior)")
+    design.add_argument("--draw-seed", type=int, default=0, help="seed of the prior draws (with --prior)")
     design.add_argument("--parameterization", default="auto", choices=["auto", "canonical", "apparent_t1"],
                         help="auto: apparent_t1 when T1 or T2f is named, else canonical; all its parameters and "
                              "the complex M0 are unknown")

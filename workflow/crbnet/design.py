@@ -3,6 +3,9 @@
 The flip angles alpha (rad) and pulse durations TRF (s) of every non-crushed pulse are optimized by gradient descent
 (Adam) on the sum over tissues of the CRBs of the estimated parameters relative to their values squared, every
 parameter of the parameterization and the complex M0 unknown (noise sigma = 1; the argmin does not depend on it).
+Over draws from a training prior, the CRBs are relative to the prior's scale squared instead (``scales``), which stays
+finite where a value is near 0 (m0s of CSF-like draws), and the cost is the mean over the draws of their summed logs
+(``DesignProblem.cost``).
 Gradients come from autograd through the exact Jacobian of the torch signal model (crbnet.signals.qmt.pattern_signal).
 
 Constraints, by construction: alpha = pi * sigmoid(u) lies in (0, pi); TRF = lo + (hi - lo) * sigmoid(v) lies inside
@@ -70,7 +73,9 @@ def rf_energy(alpha: torch.Tensor, TRF: torch.Tensor) -> torch.Tensor:
 class DesignProblem:
     """What to optimize: the start sequence, the tissues (name -> every parameter of ``parameterization``, SI
     units), the estimated parameters whose relative CRBs are summed, the knot spacing (pulses), the TRF window (s)
-    and the RF energy limit (None: the start's); the physics runs on ``device``."""
+    and the RF energy limit (None: the start's); the physics runs on ``device``. ``scales`` (estimated parameter ->
+    SI value, e.g. a prior's ``Prior.scale``): CRBs relative to scale^2 instead of value^2, the tissues are prior
+    draws and ``cost`` averages their logs."""
 
     start: QMTSequence
     parameterization: Parameterization
@@ -80,6 +85,7 @@ class DesignProblem:
     trf_window: tuple[float, float] = TRF_WINDOW
     energy_limit: float | None = None
     device: torch.device = torch.device("cpu")
+    scales: Mapping[str, float] | None = None
     _bases: list[torch.Tensor] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -91,6 +97,8 @@ class DesignProblem:
                                  f"({', '.join(self.parameterization.names)}); got {', '.join(unknown) or 'none'}")
         if not self.tissues:
             raise DesignError("at least one tissue is needed")
+        if self.scales is not None and not all(self.scales.get(k, 0) > 0 for k in self.estimate):
+            raise DesignError(f"every estimated parameter needs a positive scale; got {dict(self.scales)}")
         lo, hi = self.trf_window
         if not (0 < lo < hi < self.start.TR):
             raise DesignError(f"TRF window [{lo:g}, {hi:g}] s must satisfy 0 < lo < hi < TR = {self.start.TR:g} s")
@@ -113,7 +121,7 @@ class DesignProblem:
         """Hash of the problem, so a checkpoint resumes only the same design."""
         text = json.dumps([self.start.sha256, self.parameterization.name, {k: dict(v) for k, v in
                            self.tissues.items()}, self.estimate, self.knot_spacing, self.trf_window,
-                           self.energy_limit], sort_keys=True)
+                           self.energy_limit, dict(self.scales or {})], sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()
 
     def initial(self) -> torch.Tensor:
@@ -145,17 +153,34 @@ class DesignProblem:
             out.append((alpha, TRF, free.logical_not()))
         return out
 
-    def relative_crb(self, patterns: Sequence[tuple[torch.Tensor, ...]]) -> torch.Tensor:
-        """CRB / value^2 (tissues, estimated) at sigma = 1, every parameter and the complex M0 unknown."""
+    def values(self) -> dict[str, torch.Tensor]:
+        """Every parameter's value (tissues,) of the tissues."""
         pz = self.parameterization
-        values = {k: torch.tensor([pz.complete(dict(t))[k] for t in self.tissues.values()], dtype=torch.float64,
-                                  device=self.device)
-                  for k in pz.names}
-        parts = [pattern_signal(a, t, c, self.start.TR, values, pz, pz.names) for a, t, c in patterns]
+        return {k: torch.tensor([pz.complete(dict(t))[k] for t in self.tissues.values()], dtype=torch.float64,
+                                device=self.device) for k in pz.names}
+
+    def normalizer(self) -> torch.Tensor:
+        """What each CRB is relative to the square of (tissues, estimated): the values, or the ``scales``."""
+        values = self.values()
+        return torch.stack([values[k] if self.scales is None else torch.full_like(values[k], self.scales[k])
+                            for k in self.estimate], 1)
+
+    def relative_crb(self, patterns: Sequence[tuple[torch.Tensor, ...]]) -> torch.Tensor:
+        """CRB / normalizer^2 (tissues, estimated) at sigma = 1, every parameter and the complex M0 unknown."""
+        pz = self.parameterization
+        parts = [pattern_signal(a, t, c, self.start.TR, self.values(), pz, pz.names) for a, t, c in patterns]
         s, j = torch.cat([p[0] for p in parts], 1), torch.cat([p[1] for p in parts], 1)
         crb = unit_crb(s, j)  # differentiable; the design tissues are identifiable
         cols = [pz.names.index(k) for k in self.estimate]
-        return crb[:, cols] / torch.stack([values[k] for k in self.estimate], 1) ** 2
+        return crb[:, cols] / self.normalizer() ** 2
+
+    def cost(self, relative_crb: torch.Tensor) -> torch.Tensor:
+        """The summed relative CRB over the tissues; over prior draws (``scales``), the mean over the draws of the
+        summed log relative CRB, so that a few barely identifiable corners of the prior (CRBs 100x the median) do
+        not decide the design alone."""
+        if self.scales is None:
+            return relative_crb.sum()
+        return torch.log(relative_crb).sum(dim=1).mean()
 
     def energy(self, patterns: Sequence[tuple[torch.Tensor, ...]]) -> torch.Tensor:
         return sum(rf_energy(a, t) for a, t, _ in patterns)
@@ -187,11 +212,12 @@ def crb_table(problem: DesignProblem, sequences: Mapping[str, QMTSequence], sigm
         with torch.no_grad():
             rel = problem.relative_crb(pats).cpu().numpy()
             energy = float(problem.energy(pats))
+        norm = problem.normalizer().cpu().numpy()
         for i, (tissue, given) in enumerate(problem.tissues.items()):
             values = problem.parameterization.complete(dict(given))
             for j, k in enumerate(problem.estimate):
                 rows.append({"sequence": name, "tissue": tissue, "parameter": k, "unit": parameter(k).unit,
-                             "value": values[k], "sqrt_crb": sigma * values[k] * np.sqrt(rel[i, j]),
+                             "value": values[k], "sqrt_crb": sigma * norm[i, j] * np.sqrt(rel[i, j]),
                              "relative_crb": rel[i, j], "rf_energy": energy})
     return pd.DataFrame(rows)
 
@@ -207,7 +233,7 @@ def optimize(problem: DesignProblem, iterations: int, lr: float = 0.05, checkpoi
     history: list[dict] = []
     best = (np.inf, theta.detach().clone())
     path = Path(checkpoint) if checkpoint else None
-    weight = None  # of the energy penalty: 100 x the start's cost
+    weight = None  # of the energy penalty: 100 x the start's |cost| (at least 100)
     if path and path.exists():
         state = torch.load(path, weights_only=False)
         if state["digest"] == problem.digest():
@@ -221,20 +247,23 @@ def optimize(problem: DesignProblem, iterations: int, lr: float = 0.05, checkpoi
         opt.zero_grad()
         pats = problem.patterns(theta)
         rel = problem.relative_crb(pats)
-        cost = rel.sum()
+        cost = problem.cost(rel)
         ratio = problem.energy(pats) / problem.energy_limit
         c, r = float(cost.detach()), float(ratio.detach())
-        weight = weight or 100.0 * c
+        weight = weight or 100.0 * max(abs(c), 1.0)
         (cost + weight * torch.relu(ratio - 1.0) ** 2).backward()
         if r <= 1.0 and c < best[0]:
             best = (c, theta.detach().clone())
         opt.step()
         row = {"iteration": it, "cost": c, "energy_ratio": r}
-        row |= {f"{t}_{k}": float(rel[i, j].detach().sqrt()) for i, t in enumerate(problem.tissues)
-                for j, k in enumerate(problem.estimate)}
+        per = rel.detach().sqrt()
+        row |= {f"{t}_{k}": float(per[i, j]) for i, t in enumerate(problem.tissues) for j, k in enumerate(problem.estimate)}
         history.append(row)
+        shown = ({f"{t}_{k}": row[f"{t}_{k}"] for t in problem.tissues for k in problem.estimate}
+                 if len(problem.tissues) <= 4 else
+                 {f"median_{k}": float(per[:, j].median()) for j, k in enumerate(problem.estimate)})
         print(f"iteration {it}: cost {c:.5g}, energy/limit {r:.4f}, sqrt(relative CRB) "
-              + ", ".join(f"{k} {v:.4g}" for k, v in list(row.items())[3:]), flush=True)
+              + ", ".join(f"{k} {v:.4g}" for k, v in shown.items()), flush=True)
         if path and ((it + 1) % checkpoint_every == 0 or it + 1 == iterations):
             with atomic_path(path) as tmp:
                 torch.save({"digest": problem.digest(), "theta": theta.detach(), "optimizer": opt.state_dict(),

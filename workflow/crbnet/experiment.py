@@ -331,7 +331,8 @@ class Plan:
         experiments = {name: Experiment(name, cfg, _data_owner(name, chosen)) for name, cfg in chosen.items()}
         curves = {k: v for k, v in full["learning_curves"].items() if set(v["experiments"]) <= set(chosen)}
         comparisons = {k: v for k, v in full["sequence_comparisons"].items() if set(v["experiments"]) <= set(chosen)}
-        return cls(experiments, curves, full["results"], full["device"], full["designs"], comparisons)
+        designs = {k: _design_prior(k, v, full) for k, v in full["designs"].items()}
+        return cls(experiments, curves, full["results"], full["device"], designs, comparisons)
 
     def __getitem__(self, name: str) -> Experiment:
         return self.experiments[name]
@@ -374,6 +375,10 @@ class Plan:
         """{results}/designs/NAME (add .yaml, .h5, _history.csv, _crb.csv, _crb.png)."""
         return f"{self.results}/designs/{design}"
 
+    def design_prior_file(self, design: str) -> str:
+        """The parameter space a design over prior draws samples (written by rule design_prior)."""
+        return f"{self.design_file(design)}_prior.yaml"
+
     def design_arguments(self, design: str) -> list[str]:
         """The ``crbnet design`` arguments of a design (all but --out)."""
         d = self.designs[design]
@@ -382,6 +387,9 @@ class Plan:
                 "--trf-window-us", ",".join(repr(float(x)) for x in d["trf_window_us"])]
         for name, values in d["tissues"].items():
             args += ["--tissue", f"{name}:" + ",".join(f"{k}={v!r}" for k, v in values.items())]
+        if "prior" in d:
+            args += ["--prior", self.design_prior_file(design), "--draws", str(d["prior"]["draws"]), "--draw-seed",
+                     str(d["prior"]["seed"])]
         if d["energy_limit"] is not None:
             args += ["--energy-limit", repr(d["energy_limit"])]
         for other in d["compare"]:
@@ -423,6 +431,20 @@ def _check_acquisitions(name: str, cfg: Mapping) -> None:
         if f"{phantom}{RECON_SUFFIX}" in taken:
             raise ConfigError(f"experiment {name}: the reconstruction of phantom {phantom} is named "
                               f"{phantom}{RECON_SUFFIX}, which another phantom or scan already has")
+
+
+def _design_prior(name: str, design: dict, full: Mapping) -> dict:
+    """A design over prior draws carries its experiment's parameter_space (any experiment of the config, selected or
+    not); it cannot also name tissues."""
+    if "prior" not in design:
+        return design
+    source = design["prior"]["experiment"]
+    if source not in full["experiments"]:
+        raise ConfigError(f"design {name}: prior experiment '{source}' is not in the config "
+                          f"({', '.join(full['experiments'])})")
+    if design["tissues"]:
+        raise ConfigError(f"design {name}: prior and tissues exclude each other")
+    return design | {"prior": design["prior"] | {"parameter_space": full["experiments"][source]["parameter_space"]}}
 
 
 def _data_owner(name: str, experiments: Mapping[str, dict]) -> str:

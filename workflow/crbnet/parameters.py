@@ -159,6 +159,12 @@ class Prior:
     mean: float = math.nan
     std: float = math.nan
 
+    @property
+    def scale(self) -> float:
+        """The prior's width, in the parameter's unit: ``std`` of a truncated normal (before truncation), the
+        standard deviation (upper - lower) / sqrt(12) of a uniform."""
+        return self.std if self.dist == "truncnorm" else (self.upper - self.lower) / math.sqrt(12)
+
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
         if self.dist == "uniform":
             return rng.uniform(self.lower, self.upper, n)
