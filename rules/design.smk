@@ -55,7 +55,7 @@ rule design_prior:
     """The parameter space a design over prior draws samples: its experiment's parameter_space as YAML, the file
     the design's command names."""
     output:
-        prior=f"{RESULTS}/designs/{{design}}_prior.yaml",
+        prior=f"{RESULTS}/designs/priors/{{design}}.yaml",
     params:
         space=lambda wc: as_json(PLAN.designs[wc.design]["prior"]["parameter_space"]),
     log:

@@ -250,7 +250,7 @@ def test_a_design_over_prior_draws_names_its_experiments_prior():
     config = minimal() | {"designs": {"d": {"start": "a.yaml", "estimate": ["T1"], "prior": {"experiment": "e"}}}}
     plan = ex.Plan.from_config(config)
     pairs = dict(zip(*[iter(plan.design_arguments("d"))] * 2))
-    assert pairs["--prior"] == "results/designs/d_prior.yaml" == plan.design_prior_file("d")
+    assert pairs["--prior"] == "results/designs/priors/d.yaml" == plan.design_prior_file("d")
     assert pairs["--draws"] == str(schema_default("properties", "designs", "additionalProperties", "properties",
                                                   "prior", "properties", "draws"))
     space = plan.designs["d"]["prior"]["parameter_space"]

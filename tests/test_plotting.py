@@ -90,3 +90,18 @@ def test_plotting_and_tables_import_without_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={"PYTHONPATH": str(workflow), "PATH": ""})
     assert out.stdout.strip() == "False"
+
+
+def test_design_figure_over_prior_draws_shows_median_and_quartiles_per_parameter():
+    import pandas as pd
+
+    from crbnet.plotting import plot_design
+    from crbnet.sequences import Pattern, QMTSequence
+
+    seq = QMTSequence(TR=3.5e-3, patterns=(Pattern(np.full(8, 0.5), np.full(8, 3e-4), np.zeros(8, bool)),))
+    rel = np.arange(1.0, 7.0)  # 100 sqrt(CRB) / value of six draws
+    table = pd.DataFrame({"sequence": "s", "tissue": [f"draw{i}" for i in range(6)] * 2,
+                          "parameter": ["T1"] * 6 + ["m0s"] * 6, "value": 1.0, "sqrt_crb": np.tile(rel, 2) / 100,
+                          "rf_energy": 1e6})
+    bars = plot_design(table, {"s": seq}).axes[1].patches
+    assert len(bars) == 2 and [b.get_height() for b in bars] == pytest.approx([3.5, 3.5])  # medians of 1..6

@@ -377,7 +377,7 @@ class Plan:
 
     def design_prior_file(self, design: str) -> str:
         """The parameter space a design over prior draws samples (written by rule design_prior)."""
-        return f"{self.design_file(design)}_prior.yaml"
+        return f"{self.results}/designs/priors/{design}.yaml"
 
     def design_arguments(self, design: str) -> list[str]:
         """The ``crbnet design`` arguments of a design (all but --out)."""

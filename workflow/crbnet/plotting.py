@@ -65,7 +65,8 @@ def plot_sequence(sequence: QMTSequence | FISPSequence) -> plt.Figure:
 
 def plot_design(table: pd.DataFrame, sequences: Mapping[str, QMTSequence]) -> plt.Figure:
     """Top: the flip angles (deg) of every sequence against time (first pattern); bottom: sqrt(CRB) in % of the
-    value per tissue and parameter, one bar per sequence, RF energy in the legend (table: crbnet.design.crb_table)."""
+    value per tissue and parameter (over more than 4 tissues, prior draws: per parameter, the median and quartiles),
+    one bar per sequence, RF energy in the legend (table: crbnet.design.crb_table)."""
     _style()
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 6.5))
     for i, (name, seq) in enumerate(sequences.items()):
@@ -73,15 +74,24 @@ def plot_design(table: pd.DataFrame, sequences: Mapping[str, QMTSequence]) -> pl
         top.plot(np.arange(p.n_pulses) * seq.TR, np.rad2deg(p.alpha), lw=0.8, color=f"C{i}", label=name)
     top.set(xlabel="time (s)", ylabel=r"$\alpha$ (deg)")
     top.legend(frameon=False, fontsize="small")
-    groups = table[["tissue", "parameter"]].drop_duplicates().apply(" ".join, axis=1).tolist()
+    table = table.assign(relative=100 * table.sqrt_crb / table.value)
+    draws = table.tissue.nunique() > 4  # prior draws: the median over them, bars from the 25th to 75th percentile
+    key = ["parameter"] if draws else ["tissue", "parameter"]
+    groups = table[key].drop_duplicates().apply(" ".join, axis=1).tolist()
     width = 0.8 / len(sequences)
     for i, name in enumerate(sequences):
         rows = table[table.sequence == name]
-        energy = rows.rf_energy.iloc[0]
-        bottom.bar(np.arange(len(rows)) + (i - (len(sequences) - 1) / 2) * width, 100 * rows.sqrt_crb / rows.value,
-                   width, color=f"C{i}", label=f"{name} (RF energy {energy:.3g} rad$^2$/s)")
+        x = np.arange(len(groups)) + (i - (len(sequences) - 1) / 2) * width
+        label = f"{name} (RF energy {rows.rf_energy.iloc[0]:.3g} rad$^2$/s)"
+        if draws:
+            q = rows.groupby("parameter", sort=False).relative.quantile([0.25, 0.5, 0.75]).unstack()
+            bottom.bar(x, q[0.5], width, yerr=[q[0.5] - q[0.25], q[0.75] - q[0.5]], color=f"C{i}", label=label,
+                       capsize=2)
+        else:
+            bottom.bar(x, rows.relative, width, color=f"C{i}", label=label)
     bottom.set_xticks(np.arange(len(groups)), [g.replace("_", " ") for g in groups], rotation=30, ha="right")
-    bottom.set(ylabel=r"$\sqrt{\mathrm{CRB}}$ / value (%)", yscale="log")
+    ylabel = r"$\sqrt{\mathrm{CRB}}$ / value (%)"
+    bottom.set(ylabel=f"median over {table.tissue.nunique()} draws of {ylabel}" if draws else ylabel, yscale="log")
     bottom.legend(frameon=False, fontsize="small")
     sns.despine(fig)
     fig.tight_layout()
