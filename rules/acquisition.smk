@@ -8,7 +8,7 @@ rule kspace:
     params:
         code=code_digest("kspace.py"),
         space=json_setting("parameter_space"),
-        acquisition=acquisition,
+        acquisition=acquisition("spokes", "coils", "readout_oversampling", "snr", "seed"),
         seed=lambda wc: image_config(wc)["seed"],  # the phantom's M0 phase
         device=PLAN.device,
     log:
@@ -38,7 +38,7 @@ rule reconstruct:
     params:
         code=code_digest("reconstruct.py"),
         space=json_setting("parameter_space"),
-        acquisition=acquisition,
+        acquisition=acquisition(),
         seed=lambda wc: image_config(wc)["seed"],
         device=PLAN.device,
     log:

@@ -160,9 +160,15 @@ def image_figure_inputs(wildcards):
     return {"phantom": image_file(wildcards)} | estimator_maps(experiment(wildcards), wildcards.image)
 
 
-def acquisition(wildcards):
-    """Params function: the acquisition settings of the phantom wildcard, as JSON."""
-    return as_json(experiment(wildcards).acquisition(wildcards.image))
+def acquisition(*keys):
+    """Params function: the acquisition settings of the phantom wildcard (only ``keys`` when given), as JSON, so
+    that a reconstruction setting does not rerun the k-space simulation."""
+
+    def settings(wildcards):
+        cfg = experiment(wildcards).acquisition(wildcards.image)
+        return as_json({k: v for k, v in cfg.items() if not keys or k in keys})
+
+    return settings
 
 
 def recon_bias_inputs(wildcards):

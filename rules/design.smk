@@ -39,6 +39,7 @@ rule plot_design:
     params:
         start=lambda wc: PLAN.designs[wc.design]["start"],
         compare=lambda wc: PLAN.designs[wc.design]["compare"],
+        draws=lambda wc: "prior" in PLAN.designs[wc.design],
     log:
         f"{RESULTS}/logs/plot_design_{{design}}.log",
     threads: 1
@@ -57,6 +58,7 @@ rule design_prior:
     output:
         prior=f"{RESULTS}/designs/priors/{{design}}.yaml",
     params:
+        code=code_digest("design_prior.py"),
         space=lambda wc: as_json(PLAN.designs[wc.design]["prior"]["parameter_space"]),
     log:
         f"{RESULTS}/logs/design_prior_{{design}}.log",

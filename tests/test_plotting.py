@@ -103,5 +103,6 @@ def test_design_figure_over_prior_draws_shows_median_and_quartiles_per_parameter
     table = pd.DataFrame({"sequence": "s", "tissue": [f"draw{i}" for i in range(6)] * 2,
                           "parameter": ["T1"] * 6 + ["m0s"] * 6, "value": 1.0, "sqrt_crb": np.tile(rel, 2) / 100,
                           "rf_energy": 1e6})
-    bars = plot_design(table, {"s": seq}).axes[1].patches
+    bars = plot_design(table, {"s": seq}, draws=True).axes[1].patches
     assert len(bars) == 2 and [b.get_height() for b in bars] == pytest.approx([3.5, 3.5])  # medians of 1..6
+    assert len(plot_design(table, {"s": seq}).axes[1].patches) == 12  # tissues: one bar each

@@ -106,7 +106,7 @@ def acquire(images: np.ndarray, temporal: np.ndarray, trajectory: np.ndarray, co
 
 
 def estimate_coil_maps(data: np.ndarray, trajectory: np.ndarray, shape: Sequence[int],
-                       radius: float = np.pi / 8) -> np.ndarray:
+                       radius: float = 0.4) -> np.ndarray:
     """Sensitivities (coils, X, Y) from the data's own low-resolution centre: each coil's image of every sample with
     |k| < ``radius`` (rad per voxel; all frames pooled, ramp-weighted for the radial density and Hann-windowed),
     divided by the root sum of squares over coils. They equal the true maps times one phase per voxel (the object's,

@@ -130,7 +130,9 @@ def _tissue(text: str, number: int) -> tuple[str, dict[str, float]]:
 
 def _prior_space(text: str) -> ParameterSpace:
     """A --prior argument: a YAML file holding a parameter_space mapping, or WORKFLOW_CONFIG.yaml:EXPERIMENT."""
-    path, _, name = text.partition(":")
+    path, sep, name = text.rpartition(":")
+    if not sep or not Path(path).is_file():  # no experiment named (a path may hold ':')
+        path, name = text, ""
     try:
         cfg = yaml.safe_load(Path(path).read_text())
     except (OSError, yaml.YAMLError) as err:
@@ -149,6 +151,10 @@ def _prior_space(text: str) -> ParameterSpace:
 
 def _prior_scales(space: ParameterSpace, estimate: list[str]) -> dict[str, float]:
     """Each estimated parameter's prior scale (``Prior.scale``); a parameter the prior fixes has none."""
+    unknown = [k for k in estimate if k not in space.parameterization.names]
+    if unknown:
+        raise UsageError(f"--estimate {', '.join(unknown)}: not in the prior's {space.parameterization.name} "
+                         f"parameterization ({', '.join(space.parameterization.names)})")
     fixed = [k for k in estimate if k not in space.priors]
     if fixed:
         raise UsageError(f"--estimate {', '.join(fixed)}: fixed in the prior, so there is nothing to design for")
@@ -177,6 +183,9 @@ def _design(args: argparse.Namespace) -> None:
         if args.tissue:
             raise UsageError("--prior and --tissue exclude each other: design over prior draws or over tissues")
         space = _prior_space(args.prior)
+        if args.parameterization not in ("auto", space.parameterization.name):
+            raise UsageError(f"--parameterization {args.parameterization} differs from the prior's "
+                             f"({space.parameterization.name})")
         pz, scales = space.parameterization, _prior_scales(space, wrt)
         draws = space.sample(args.draws, args.draw_seed)
         tissues = {f"draw{i + 1}": {k: float(v[i]) for k, v in draws.items()} for i in range(args.draws)}
@@ -245,8 +254,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"a tissue (SI units; unset parameters take the defaults) or one of {', '.join(TISSUES)}; "
                              "repeat for several (default: white and grey matter)")
     design.add_argument("--prior", metavar="SPACE.yaml|CONFIG.yaml:EXPERIMENT",
-                        help="design over draws of this training prior (CRB relative to the prior's scale squared, "
-                             "finite where a value is near 0) instead of over tissues")
+                        help="design over draws of this training prior (mean over the draws of the summed log CRB, "
+                             "finite where a value is near 0; reported relative to the prior's scale squared) "
+                             "instead of over tissues")
     design.add_argument("--draws", type=int, default=16, help="prior draws (with --prior)")
     design.add_argument("--draw-seed", type=int, default=0, help="seed of the prior draws (with --prior)")
     design.add_argument("--parameterization", default="auto", choices=["auto", "canonical", "apparent_t1"],

@@ -3,9 +3,10 @@
 The flip angles alpha (rad) and pulse durations TRF (s) of every non-crushed pulse are optimized by gradient descent
 (Adam) on the sum over tissues of the CRBs of the estimated parameters relative to their values squared, every
 parameter of the parameterization and the complex M0 unknown (noise sigma = 1; the argmin does not depend on it).
-Over draws from a training prior, the CRBs are relative to the prior's scale squared instead (``scales``), which stays
-finite where a value is near 0 (m0s of CSF-like draws), and the cost is the mean over the draws of their summed logs
-(``DesignProblem.cost``).
+Over draws from a training prior the cost is the mean over the draws of the summed log CRBs (``DesignProblem.cost``):
+finite where a value is near 0 (m0s of CSF-like draws), and not decided by a few barely identifiable corners of the
+prior as a sum would be. The CRBs are reported relative to the prior's scale squared (``scales``), which shifts the log
+cost by a constant and leaves the optimum alone.
 Gradients come from autograd through the exact Jacobian of the torch signal model (crbnet.signals.qmt.pattern_signal).
 
 Constraints, by construction: alpha = pi * sigmoid(u) lies in (0, pi); TRF = lo + (hi - lo) * sigmoid(v) lies inside
@@ -74,8 +75,8 @@ class DesignProblem:
     """What to optimize: the start sequence, the tissues (name -> every parameter of ``parameterization``, SI
     units), the estimated parameters whose relative CRBs are summed, the knot spacing (pulses), the TRF window (s)
     and the RF energy limit (None: the start's); the physics runs on ``device``. ``scales`` (estimated parameter ->
-    SI value, e.g. a prior's ``Prior.scale``): CRBs relative to scale^2 instead of value^2, the tissues are prior
-    draws and ``cost`` averages their logs."""
+    SI value, e.g. a prior's ``Prior.scale``): the tissues are prior draws, ``cost`` averages their log CRBs and the
+    CRBs are reported relative to scale^2 instead of value^2."""
 
     start: QMTSequence
     parameterization: Parameterization
@@ -174,6 +175,11 @@ class DesignProblem:
         cols = [pz.names.index(k) for k in self.estimate]
         return crb[:, cols] / self.normalizer() ** 2
 
+    def energy_weight(self, start_cost: float) -> float:
+        """Weight of the quadratic penalty on RF energy above the limit: 100 x the start's summed relative CRB, or
+        100 for the log cost (whose level is arbitrary: a unit is a factor e in the CRBs)."""
+        return 100.0 * start_cost if self.scales is None else 100.0
+
     def cost(self, relative_crb: torch.Tensor) -> torch.Tensor:
         """The summed relative CRB over the tissues; over prior draws (``scales``), the mean over the draws of the
         summed log relative CRB, so that a few barely identifiable corners of the prior (CRBs 100x the median) do
@@ -204,7 +210,8 @@ class DesignProblem:
 
 def crb_table(problem: DesignProblem, sequences: Mapping[str, QMTSequence], sigma: float = 0.01) -> pd.DataFrame:
     """Long table (sequence, tissue, parameter, value, sqrt_crb, relative_crb) of each sequence at ``sigma`` per
-    real channel (|M0| = 1), plus its RF energy; relative_crb is CRB / value^2 at sigma = 1."""
+    real channel (|M0| = 1), plus its RF energy; relative_crb is CRB / value^2 (CRB / scale^2 with ``scales``) at
+    sigma = 1."""
     rows = []
     for name, seq in sequences.items():
         pats = [tuple(torch.as_tensor(x, device=problem.device) for x in (p.alpha, p.TRF, p.crushed))
@@ -224,8 +231,8 @@ def crb_table(problem: DesignProblem, sequences: Mapping[str, QMTSequence], sigm
 
 def optimize(problem: DesignProblem, iterations: int, lr: float = 0.05, checkpoint: str | Path | None = None,
              checkpoint_every: int = 10, progress: bool = True) -> tuple[torch.Tensor, pd.DataFrame]:
-    """Adam on the knot values: minimizes the summed relative CRB plus a quadratic penalty on RF energy above the
-    limit. Returns the best feasible knot values seen (energy-projected cost) and the history (iteration, cost,
+    """Adam on the knot values: minimizes ``problem.cost`` (the summed relative CRB, or the mean summed log CRB over
+    prior draws) plus a quadratic penalty on RF energy above the limit. Returns the best feasible knot values seen (energy-projected cost) and the history (iteration, cost,
     energy ratio, per tissue and parameter sqrt(relative CRB)). With ``checkpoint`` the state is saved every
     ``checkpoint_every`` iterations and a rerun of the same problem resumes from it."""
     theta = problem.initial().requires_grad_(True)
@@ -233,7 +240,7 @@ def optimize(problem: DesignProblem, iterations: int, lr: float = 0.05, checkpoi
     history: list[dict] = []
     best = (np.inf, theta.detach().clone())
     path = Path(checkpoint) if checkpoint else None
-    weight = None  # of the energy penalty: 100 x the start's |cost| (at least 100)
+    weight = None  # of the energy penalty, from the start's cost
     if path and path.exists():
         state = torch.load(path, weights_only=False)
         if state["digest"] == problem.digest():
@@ -250,7 +257,7 @@ def optimize(problem: DesignProblem, iterations: int, lr: float = 0.05, checkpoi
         cost = problem.cost(rel)
         ratio = problem.energy(pats) / problem.energy_limit
         c, r = float(cost.detach()), float(ratio.detach())
-        weight = weight or 100.0 * max(abs(c), 1.0)
+        weight = weight or problem.energy_weight(c)
         (cost + weight * torch.relu(ratio - 1.0) ** 2).backward()
         if r <= 1.0 and c < best[0]:
             best = (c, theta.detach().clone())

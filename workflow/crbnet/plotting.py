@@ -63,10 +63,10 @@ def plot_sequence(sequence: QMTSequence | FISPSequence) -> plt.Figure:
     return fig
 
 
-def plot_design(table: pd.DataFrame, sequences: Mapping[str, QMTSequence]) -> plt.Figure:
+def plot_design(table: pd.DataFrame, sequences: Mapping[str, QMTSequence], draws: bool = False) -> plt.Figure:
     """Top: the flip angles (deg) of every sequence against time (first pattern); bottom: sqrt(CRB) in % of the
-    value per tissue and parameter (over more than 4 tissues, prior draws: per parameter, the median and quartiles),
-    one bar per sequence, RF energy in the legend (table: crbnet.design.crb_table)."""
+    value per tissue and parameter (``draws``, the tissues are prior draws: per parameter, the median and quartiles
+    over them), one bar per sequence, RF energy in the legend (table: crbnet.design.crb_table)."""
     _style()
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 6.5))
     for i, (name, seq) in enumerate(sequences.items()):
@@ -75,7 +75,6 @@ def plot_design(table: pd.DataFrame, sequences: Mapping[str, QMTSequence]) -> pl
     top.set(xlabel="time (s)", ylabel=r"$\alpha$ (deg)")
     top.legend(frameon=False, fontsize="small")
     table = table.assign(relative=100 * table.sqrt_crb / table.value)
-    draws = table.tissue.nunique() > 4  # prior draws: the median over them, bars from the 25th to 75th percentile
     key = ["parameter"] if draws else ["tissue", "parameter"]
     groups = table[key].drop_duplicates().apply(" ".join, axis=1).tolist()
     width = 0.8 / len(sequences)

@@ -200,10 +200,11 @@ def recon_bias_table(labels: np.ndarray, tissues: Mapping[int, str], truth: Mapp
                      gaussian: Mapping[str, Mapping[str, np.ndarray]],
                      recon: Mapping[str, Mapping[str, np.ndarray]]) -> pd.DataFrame:
     """``tissue_bias`` of every estimator with Gaussian-noise coefficients and with reconstructed ones side by side
-    (suffixes _gaussian, _recon), and the change of the bias and of the relative bias (recon - gaussian)."""
+    (suffixes _gaussian, _recon; NaN where one side has no finite estimate in the tissue), and the change of the
+    bias and of the relative bias (recon - gaussian)."""
     keys = ["estimator", "tissue", "parameter", "truth"]
     table = tissue_bias(labels, tissues, truth, gaussian).merge(tissue_bias(labels, tissues, truth, recon), on=keys,
-                                                                suffixes=("_gaussian", "_recon"))
+                                                                how="outer", sort=False, suffixes=("_gaussian", "_recon"))
     table["bias_change"] = table.bias_recon - table.bias_gaussian
     table["rel_bias_change_pct"] = table.rel_bias_pct_recon - table.rel_bias_pct_gaussian
     return table
@@ -212,9 +213,9 @@ def recon_bias_table(labels: np.ndarray, tissues: Mapping[int, str], truth: Mapp
 def coefficient_errors(images: Mapping[str, np.ndarray], reference: np.ndarray, labels: np.ndarray,
                        tissues: Mapping[int, str]) -> pd.DataFrame:
     """Relative RMS error sqrt(sum |c - ref|^2 / sum |ref|^2) of coefficient images (X, Y, Z, r) against
-    ``reference``, per source of ``images``, region (each tissue, and 'all' of the mask) and coefficient (1..r, and
-    'all')."""
-    regions = {"all": labels > 0} | {name: labels == label for label, name in tissues.items()}
+    ``reference``, per source of ``images``, region (each tissue the image has, and 'all' of the mask) and
+    coefficient (1..r, and 'all')."""
+    regions = {"all": labels > 0} | {name: labels == label for label, name in tissues.items() if np.any(labels == label)}
     rows = []
     for source, image in images.items():
         for region, inside in regions.items():

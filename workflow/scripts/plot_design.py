@@ -14,5 +14,5 @@ sm = snakemake  # noqa: F821
 with logged(sm.log[0]):
     table = pd.read_csv(sm.input.table)
     paths = {"start": sm.params.start, "designed": sm.input.sequence} | {Path(c).stem: c for c in sm.params.compare}
-    save(plot_design(table, {name: load_sequence(path) for name, path in paths.items()}),
+    save(plot_design(table, {name: load_sequence(path) for name, path in paths.items()}, sm.params.draws),
          [sm.output.png, sm.output.pdf])
