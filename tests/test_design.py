@@ -183,8 +183,55 @@ def test_design_command_over_prior_draws(tmp_path, capsys):
     assert set(table.tissue) == {"draw1", "draw2"} and np.all(np.isfinite(table.sqrt_crb))
     for bad, phrase in [(["--prior", f"{ROOT / 'config' / 'config.yaml'}:nothing"], "no experiment 'nothing'"),
                         (["--prior", str(ROOT / "config" / "config.yaml"), "--tissue", "white_matter"], "exclude"),
-                        (["--prior", str(tmp_path / "missing.yaml")], "missing.yaml")]:
+                        (["--prior", str(tmp_path / "missing.yaml")], "missing.yaml"),
+                        (["--prior", str(ROOT / "config" / "config.yaml") + ":default", "--rank", "4", "--basis-draws",
+                          "2"], "at least 4 basis draws")]:
         capsys.readouterr()
         assert main([*args[:-2], *bad, "--out", str(tmp_path / "e.yaml")]) == 2
         assert phrase in capsys.readouterr().err
+    without_prior = args[:9] + ["--rank", "4", "--out", str(tmp_path / "e.yaml")]
+    assert main(without_prior) == 2 and "--rank needs --prior" in capsys.readouterr().err
     assert not (tmp_path / "e.yaml").exists()
+
+
+def _prior_draws(n: int, seed: int) -> dict:
+    from crbnet.parameters import ParameterSpace
+
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    return ParameterSpace.from_config(config["experiments"]["default"]["parameter_space"]).sample(n, seed)
+
+
+def test_a_full_rank_basis_gives_the_fingerprint_crb_and_a_low_rank_one_a_larger_crb():
+    seq = short_sequence(20, seed=2)
+    full = DesignProblem(seq, PZ, TISSUES, ESTIMATE, knot_spacing=4)
+    pats = full.patterns(full.initial())
+    reference = full.relative_crb(pats)
+    for rank, check in ((20, "equal"), (8, "larger")):
+        problem = DesignProblem(seq, PZ, TISSUES, ESTIMATE, knot_spacing=4, rank=rank, basis_values=_prior_draws(32, 1))
+        with torch.no_grad():
+            rel = problem.relative_crb(pats)
+        if check == "equal":  # the basis spans every time point: the projection loses nothing
+            np.testing.assert_allclose(rel.numpy(), reference.detach().numpy(), rtol=1e-6)
+        else:  # compressing can only lose information
+            assert np.all(rel.numpy() >= reference.detach().numpy() * (1 - 1e-9))
+    with pytest.raises(DesignError, match="at least 40 basis draws"):
+        DesignProblem(seq, PZ, TISSUES, ESTIMATE, rank=40, basis_values=_prior_draws(32, 1))
+
+
+def test_gradient_through_the_svd_basis_matches_central_differences():
+    full = load_sequence(DEFAULT_SEQUENCE).patterns[0]
+    head = Pattern(full.alpha[:300], full.TRF[:300], full.crushed[:300])
+    problem = DesignProblem(QMTSequence(TR=TR, patterns=(head,)), PZ, TISSUES, ESTIMATE, knot_spacing=8, rank=8,
+                            basis_values=_prior_draws(48, 1))
+    theta = problem.initial()
+
+    def cost(t: torch.Tensor) -> float:
+        with torch.no_grad():
+            return float(problem.relative_crb(problem.patterns(t)).sum())
+
+    x = theta.clone().requires_grad_(True)
+    problem.relative_crb(problem.patterns(x)).sum().backward()
+    for k in (3, len(theta) // 2 + 3):
+        e = torch.zeros_like(theta)
+        e[k] = 1e-3
+        assert float(x.grad[k]) == pytest.approx((cost(theta + e) - cost(theta - e)) / 2e-3, rel=1e-3)

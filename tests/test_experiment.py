@@ -255,7 +255,10 @@ def test_a_design_over_prior_draws_names_its_experiments_prior():
                                                   "prior", "properties", "draws"))
     space = plan.designs["d"]["prior"]["parameter_space"]
     assert space["parameters"] == config["experiments"]["e"]["parameter_space"]["parameters"]
-    assert "--tissue" not in pairs
+    assert "--tissue" not in pairs and "--rank" not in pairs  # the full fingerprint's CRB unless a rank is set
+    config["designs"]["d"]["prior"]["rank"] = 4
+    pairs = dict(zip(*[iter(ex.Plan.from_config(config).design_arguments("d"))] * 2))
+    assert pairs["--rank"] == "4" and int(pairs["--basis-draws"]) >= 4
     config["designs"]["d"]["prior"] = {"experiment": "x"}
     with pytest.raises(ex.ConfigError, match="prior experiment 'x'"):
         ex.Plan.from_config(config)

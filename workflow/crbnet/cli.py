@@ -161,11 +161,12 @@ def _prior_scales(space: ParameterSpace, estimate: list[str]) -> dict[str, float
     return {k: space.priors[k].scale for k in estimate}
 
 
-def _design_cost(estimate: list[str], tissues: dict, scales: dict[str, float] | None) -> str:
+def _design_cost(estimate: list[str], tissues: dict, scales: dict[str, float] | None, rank: int | None) -> str:
     """The cost in words, for the designed YAML's header."""
     if scales is None:
         return f"summed CRB / value^2 of {', '.join(estimate)} over {', '.join(tissues)}"
-    return (f"mean over {len(tissues)} prior draws of the summed log(CRB / prior scale^2) of "
+    return (f"mean over {len(tissues)} prior draws of the summed log(CRB / prior scale^2)"
+            + (f" of the rank-{rank} SVD coefficients" if rank else "") + " of "
             + ", ".join(f"{k} (scale {v:.4g})" for k, v in scales.items()))
 
 
@@ -176,7 +177,9 @@ def _design(args: argparse.Namespace) -> None:
     if not str(args.out).endswith((".yaml", ".yml")):
         raise UsageError(f"--out must be a sequence YAML (.yaml), got '{args.out}'")
     sequence = load_sequence(args.sequence)
-    scales = None
+    scales = basis_values = None
+    if args.rank is not None and not args.prior:
+        raise UsageError("--rank needs --prior: the basis comes from prior draws")
     if args.prior:
         if args.draws < 1:
             raise UsageError(f"--draws must be >= 1, got {args.draws}")
@@ -189,6 +192,8 @@ def _design(args: argparse.Namespace) -> None:
         pz, scales = space.parameterization, _prior_scales(space, wrt)
         draws = space.sample(args.draws, args.draw_seed)
         tissues = {f"draw{i + 1}": {k: float(v[i]) for k, v in draws.items()} for i in range(args.draws)}
+        if args.rank is not None:
+            basis_values = space.sample(args.basis_draws, args.draw_seed + 1)
     else:
         given = dict(_tissue(t, i + 1) for i, t in enumerate(args.tissue)) or {k: dict(v) for k, v in TISSUES.items()}
         if len(given) != len(args.tissue or TISSUES):
@@ -198,13 +203,13 @@ def _design(args: argparse.Namespace) -> None:
         tissues = {label: pz.complete(values) for label, values in given.items()}
     lo, hi = (float(x) * 1e-6 for x in args.trf_window_us.split(","))
     problem = DesignProblem(sequence, pz, tissues, tuple(wrt), args.knot_spacing, (lo, hi), args.energy_limit,
-                            pick_device(args.device, gpus=1), scales)
+                            pick_device(args.device, gpus=1), scales, args.rank, basis_values)
     out = Path(args.out)
     theta, history = optimize(problem, args.iterations, args.lr, out.with_suffix(".ckpt"))
     designed = problem.sequence(theta)
     command = "crbnet " + " ".join(args.argv)
     write_design(out, designed, f"CRB-designed hybrid-state pattern from {Path(args.sequence).name}",
-                 f"Made by: {command}\n(crbnet.design: {_design_cost(wrt, tissues, scales)}; RF energy <= "
+                 f"Made by: {command}\n(crbnet.design: {_design_cost(wrt, tissues, scales, args.rank)}; RF energy <= "
                  f"{problem.energy_limit:.6g} rad^2/s)")
     write_csv(history, out.with_name(out.stem + "_history.csv"))
     compare = {"start": sequence, "designed": designed} | {Path(c).stem: load_sequence(c) for c in args.compare}
@@ -259,6 +264,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "instead of over tissues")
     design.add_argument("--draws", type=int, default=16, help="prior draws (with --prior)")
     design.add_argument("--draw-seed", type=int, default=0, help="seed of the prior draws (with --prior)")
+    design.add_argument("--rank", type=int, help="with --prior: the CRBs of the rank-R SVD coefficients (the basis of "
+                                                 "--basis-draws prior draws under the current pattern)")
+    design.add_argument("--basis-draws", type=int, default=128, help="prior draws whose signals give the basis")
     design.add_argument("--parameterization", default="auto", choices=["auto", "canonical", "apparent_t1"],
                         help="auto: apparent_t1 when T1 or T2f is named, else canonical; all its parameters and "
                              "the complex M0 are unknown")

@@ -6,7 +6,9 @@ parameter of the parameterization and the complex M0 unknown (noise sigma = 1; t
 Over draws from a training prior the cost is the mean over the draws of the summed log CRBs (``DesignProblem.cost``):
 finite where a value is near 0 (m0s of CSF-like draws), and not decided by a few barely identifiable corners of the
 prior as a sum would be. The CRBs are reported relative to the prior's scale squared (``scales``), which shifts the log
-cost by a constant and leaves the optimum alone.
+cost by a constant and leaves the optimum alone. With ``rank``, the CRBs are those of the rank-r SVD coefficients the
+networks see, the basis computed from the signals of ``basis_values`` under the current pattern (differentiable
+through the SVD): a pattern whose fingerprints do not compress is penalized by its own bound.
 Gradients come from autograd through the exact Jacobian of the torch signal model (crbnet.signals.qmt.pattern_signal).
 
 Constraints, by construction: alpha = pi * sigmoid(u) lies in (0, pi); TRF = lo + (hi - lo) * sigmoid(v) lies inside
@@ -76,7 +78,8 @@ class DesignProblem:
     units), the estimated parameters whose relative CRBs are summed, the knot spacing (pulses), the TRF window (s)
     and the RF energy limit (None: the start's); the physics runs on ``device``. ``scales`` (estimated parameter ->
     SI value, e.g. a prior's ``Prior.scale``): the tissues are prior draws, ``cost`` averages their log CRBs and the
-    CRBs are reported relative to scale^2 instead of value^2."""
+    CRBs are reported relative to scale^2 instead of value^2. ``rank`` with ``basis_values`` (parameter rows, SI
+    units): the CRBs of the rank-r coefficients in the basis of those rows' signals."""
 
     start: QMTSequence
     parameterization: Parameterization
@@ -87,6 +90,8 @@ class DesignProblem:
     energy_limit: float | None = None
     device: torch.device = torch.device("cpu")
     scales: Mapping[str, float] | None = None
+    rank: int | None = None
+    basis_values: Mapping[str, np.ndarray] | None = None
     _bases: list[torch.Tensor] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -98,6 +103,13 @@ class DesignProblem:
                                  f"({', '.join(self.parameterization.names)}); got {', '.join(unknown) or 'none'}")
         if not self.tissues:
             raise DesignError("at least one tissue is needed")
+        if self.rank is not None:
+            rows = len(next(iter(self.basis_values.values()))) if self.basis_values else 0
+            missing = set(self.parameterization.names) - set(self.basis_values or {})
+            if missing:
+                raise DesignError(f"the basis draws lack {', '.join(sorted(missing))}")
+            if not 1 <= self.rank <= rows:
+                raise DesignError(f"a rank-{self.rank} basis needs at least {self.rank} basis draws, got {rows}")
         if self.scales is not None and not all(self.scales.get(k, 0) > 0 for k in self.estimate):
             raise DesignError(f"every estimated parameter needs a positive scale; got {dict(self.scales)}")
         lo, hi = self.trf_window
@@ -122,7 +134,8 @@ class DesignProblem:
         """Hash of the problem, so a checkpoint resumes only the same design."""
         text = json.dumps([self.start.sha256, self.parameterization.name, {k: dict(v) for k, v in
                            self.tissues.items()}, self.estimate, self.knot_spacing, self.trf_window,
-                           self.energy_limit, dict(self.scales or {})], sort_keys=True)
+                           self.energy_limit, dict(self.scales or {}), self.rank,
+                           {k: np.asarray(v).tolist() for k, v in (self.basis_values or {}).items()}], sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()
 
     def initial(self) -> torch.Tensor:
@@ -166,12 +179,23 @@ class DesignProblem:
         return torch.stack([values[k] if self.scales is None else torch.full_like(values[k], self.scales[k])
                             for k in self.estimate], 1)
 
+    def basis(self, patterns: Sequence[tuple[torch.Tensor, ...]]) -> torch.Tensor | None:
+        """The rank-r temporal basis (Ns, r) of the basis rows' signals under ``patterns`` (None without ``rank``)."""
+        if self.rank is None:
+            return None
+        pz = self.parameterization
+        values = {k: torch.as_tensor(np.asarray(self.basis_values[k], dtype=np.float64), device=self.device)
+                  for k in pz.names}
+        signals = torch.cat([pattern_signal(a, t, c, self.start.TR, values, pz, ())[0] for a, t, c in patterns], 1)
+        return torch.linalg.svd(signals.T, full_matrices=False)[0][:, : self.rank]
+
     def relative_crb(self, patterns: Sequence[tuple[torch.Tensor, ...]]) -> torch.Tensor:
-        """CRB / normalizer^2 (tissues, estimated) at sigma = 1, every parameter and the complex M0 unknown."""
+        """CRB / normalizer^2 (tissues, estimated) at sigma = 1, every parameter and the complex M0 unknown (of the
+        rank-r coefficients with ``rank``)."""
         pz = self.parameterization
         parts = [pattern_signal(a, t, c, self.start.TR, self.values(), pz, pz.names) for a, t, c in patterns]
         s, j = torch.cat([p[0] for p in parts], 1), torch.cat([p[1] for p in parts], 1)
-        crb = unit_crb(s, j)  # differentiable; the design tissues are identifiable
+        crb = unit_crb(s, j, self.basis(patterns))  # differentiable; the design tissues are identifiable
         cols = [pz.names.index(k) for k in self.estimate]
         return crb[:, cols] / self.normalizer() ** 2
 

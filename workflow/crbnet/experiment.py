@@ -390,6 +390,8 @@ class Plan:
         if "prior" in d:
             args += ["--prior", self.design_prior_file(design), "--draws", str(d["prior"]["draws"]), "--draw-seed",
                      str(d["prior"]["seed"])]
+            if d["prior"]["rank"] is not None:
+                args += ["--rank", str(d["prior"]["rank"]), "--basis-draws", str(d["prior"]["basis_draws"])]
         if d["energy_limit"] is not None:
             args += ["--energy-limit", repr(d["energy_limit"])]
         for other in d["compare"]:
