@@ -34,13 +34,17 @@ def test_differentiable_pattern_signal_matches_the_numba_kernel():
     np.testing.assert_allclose(j.detach().numpy(), ref_j.numpy(), rtol=1e-8, atol=1e-12)
 
 
-def test_gradient_of_the_cost_matches_central_differences():
-    """Autograd through the exact Jacobian against central differences (step 1e-3 in the logit domain) on the first
-    300 pulses of the default pattern (well conditioned: a random train's CRBs are too ill-conditioned for
-    differences)."""
+def _head_problem(**kwargs) -> DesignProblem:
+    """The first 300 pulses of the default pattern (well conditioned: a random train's CRBs are too ill-conditioned
+    for finite differences)."""
     full = load_sequence(DEFAULT_SEQUENCE).patterns[0]
     head = Pattern(full.alpha[:300], full.TRF[:300], full.crushed[:300])
-    problem = DesignProblem(QMTSequence(TR=TR, patterns=(head,)), PZ, TISSUES, ESTIMATE, knot_spacing=8)
+    return DesignProblem(QMTSequence(TR=TR, patterns=(head,)), PZ, TISSUES, ESTIMATE, knot_spacing=8, **kwargs)
+
+
+def _assert_gradient_matches_central_differences(problem: DesignProblem, rel: float) -> None:
+    """Autograd of the summed relative CRB against central differences (step 1e-3 in the logit domain) at a
+    flip-angle and a pulse-duration knot."""
     theta = problem.initial()
 
     def cost(t: torch.Tensor) -> float:
@@ -49,12 +53,16 @@ def test_gradient_of_the_cost_matches_central_differences():
 
     x = theta.clone().requires_grad_(True)
     problem.relative_crb(problem.patterns(x)).sum().backward()
-    half = len(theta) // 2
-    for k in (3, half + 3):  # a flip-angle and a pulse-duration knot
+    for k in (3, len(theta) // 2 + 3):
         e = torch.zeros_like(theta)
         e[k] = 1e-3
-        # rel 5e-5: the CRB inverse amplifies the rounding of threaded reductions to about 1e-5 between runs
-        assert float(x.grad[k]) == pytest.approx((cost(theta + e) - cost(theta - e)) / 2e-3, rel=5e-5)
+        assert float(x.grad[k]) == pytest.approx((cost(theta + e) - cost(theta - e)) / 2e-3, rel=rel)
+
+
+def test_gradient_of_the_cost_matches_central_differences():
+    """Autograd through the exact Jacobian. rel 5e-5: the CRB inverse amplifies the rounding of threaded reductions
+    to about 1e-5 between runs."""
+    _assert_gradient_matches_central_differences(_head_problem(), rel=5e-5)
 
 
 def test_design_lowers_the_cost_within_the_constraints():
@@ -219,19 +227,5 @@ def test_a_full_rank_basis_gives_the_fingerprint_crb_and_a_low_rank_one_a_larger
 
 
 def test_gradient_through_the_svd_basis_matches_central_differences():
-    full = load_sequence(DEFAULT_SEQUENCE).patterns[0]
-    head = Pattern(full.alpha[:300], full.TRF[:300], full.crushed[:300])
-    problem = DesignProblem(QMTSequence(TR=TR, patterns=(head,)), PZ, TISSUES, ESTIMATE, knot_spacing=8, rank=8,
-                            basis_values=_prior_draws(48, 1))
-    theta = problem.initial()
-
-    def cost(t: torch.Tensor) -> float:
-        with torch.no_grad():
-            return float(problem.relative_crb(problem.patterns(t)).sum())
-
-    x = theta.clone().requires_grad_(True)
-    problem.relative_crb(problem.patterns(x)).sum().backward()
-    for k in (3, len(theta) // 2 + 3):
-        e = torch.zeros_like(theta)
-        e[k] = 1e-3
-        assert float(x.grad[k]) == pytest.approx((cost(theta + e) - cost(theta - e)) / 2e-3, rel=1e-3)
+    """With a rank-8 basis of 48 prior draws' signals, differentiated through the SVD."""
+    _assert_gradient_matches_central_differences(_head_problem(rank=8, basis_values=_prior_draws(48, 1)), rel=1e-3)
