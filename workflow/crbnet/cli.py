@@ -161,6 +161,23 @@ def _prior_scales(space: ParameterSpace, estimate: list[str]) -> dict[str, float
     return {k: space.priors[k].scale for k in estimate}
 
 
+def _prior_design(args: argparse.Namespace, estimate: list[str]) -> tuple[Parameterization, dict, dict, dict | None]:
+    """The parameterization, the draws (as tissues draw1..drawN), the scales and, with --rank, the basis draws of
+    a design over --prior."""
+    if args.draws < 1:
+        raise UsageError(f"--draws must be >= 1, got {args.draws}")
+    if args.tissue:
+        raise UsageError("--prior and --tissue exclude each other: design over prior draws or over tissues")
+    space = _prior_space(args.prior)
+    if args.parameterization not in ("auto", space.parameterization.name):
+        raise UsageError(f"--parameterization {args.parameterization} differs from the prior's "
+                         f"({space.parameterization.name})")
+    draws = space.sample(args.draws, args.draw_seed)
+    tissues = {f"draw{i + 1}": {k: float(v[i]) for k, v in draws.items()} for i in range(args.draws)}
+    basis_values = space.sample(args.basis_draws, args.draw_seed + 1) if args.rank is not None else None
+    return space.parameterization, tissues, _prior_scales(space, estimate), basis_values
+
+
 def _design_cost(estimate: list[str], tissues: dict, scales: dict[str, float] | None, rank: int | None) -> str:
     """The cost in words, for the designed YAML's header."""
     if scales is None:
@@ -181,19 +198,7 @@ def _design(args: argparse.Namespace) -> None:
     if args.rank is not None and not args.prior:
         raise UsageError("--rank needs --prior: the basis comes from prior draws")
     if args.prior:
-        if args.draws < 1:
-            raise UsageError(f"--draws must be >= 1, got {args.draws}")
-        if args.tissue:
-            raise UsageError("--prior and --tissue exclude each other: design over prior draws or over tissues")
-        space = _prior_space(args.prior)
-        if args.parameterization not in ("auto", space.parameterization.name):
-            raise UsageError(f"--parameterization {args.parameterization} differs from the prior's "
-                             f"({space.parameterization.name})")
-        pz, scales = space.parameterization, _prior_scales(space, wrt)
-        draws = space.sample(args.draws, args.draw_seed)
-        tissues = {f"draw{i + 1}": {k: float(v[i]) for k, v in draws.items()} for i in range(args.draws)}
-        if args.rank is not None:
-            basis_values = space.sample(args.basis_draws, args.draw_seed + 1)
+        pz, tissues, scales, basis_values = _prior_design(args, wrt)
     else:
         given = dict(_tissue(t, i + 1) for i, t in enumerate(args.tissue)) or {k: dict(v) for k, v in TISSUES.items()}
         if len(given) != len(args.tissue or TISSUES):
