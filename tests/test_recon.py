@@ -239,3 +239,21 @@ def test_reconstruction_with_estimated_maps_aligned_by_object_phase_is_that_with
     error = np.linalg.norm((aligned - given)[inside]) / np.linalg.norm(given[inside])
     unaligned = np.linalg.norm((estimated - given)[inside]) / np.linalg.norm(given[inside])
     assert error < 0.05 and unaligned > 0.5
+
+
+@pytest.mark.skipif(shutil.which("bart") is None, reason="needs BART (Debian package bart)")
+def test_the_workflow_engines_agree():
+    """reconstruct_kspace with engine bart (the workflow's ``recon: {engine: bart}``) against engine torch."""
+    from crbnet.acquisition import KSpace
+    from crbnet.basis import Basis
+
+    frames, spokes, r = 8, 12, 3
+    _, traj, U, maps, _ = random_problem(7, frames, spokes, 2 * max(SHAPE), r, coils=4)
+    x, y = np.meshgrid(*[np.linspace(-1, 1, n) for n in SHAPE], indexing="ij")
+    truth = np.stack([(k + 1) * np.exp(-((x - 0.2) ** 2 + y**2) / 0.1 + 1j * k * x) for k in range(r)])
+    kspace = KSpace(acquire(truth, U.T, traj, maps, sigma=0.0, seed=0), traj, maps, 0.0, "s")
+    basis = Basis(U, np.ones(r), "s")
+    ours, _ = reconstruct_kspace(kspace, basis, "given", iterations=8)
+    bart, _ = reconstruct_kspace(kspace, basis, "given", engine="bart", iterations=40)
+    assert bart.shape == ours.shape == (*SHAPE, 1, r)
+    assert np.linalg.norm(bart - ours) / np.linalg.norm(ours) < 0.01
