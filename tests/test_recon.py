@@ -32,6 +32,36 @@ def random_problem(seed: int, frames: int, spokes: int, readout: int, r: int, co
             random_complex(rng, r, *SHAPE))
 
 
+def smooth_bart_problem(r: int = 3):
+    """Undersampled noiseless k-space KSpace (8 frames x 12 spokes, 4 coils) of smooth Gaussian-blob coefficient
+    images, with the basis U (frames, r): a problem BART and our CG both solve to well below 1 %."""
+    from crbnet.acquisition import KSpace
+
+    _, traj, U, maps, _ = random_problem(7, 8, 12, 2 * max(SHAPE), r, coils=4)
+    x, y = np.meshgrid(*[np.linspace(-1, 1, n) for n in SHAPE], indexing="ij")
+    truth = np.stack([(k + 1) * np.exp(-((x - 0.2) ** 2 + y**2) / 0.1 + 1j * k * x) for k in range(r)])
+    return KSpace(acquire(truth, U.T, traj, maps, sigma=0.0, seed=0), traj, maps, 0.0, "s"), U
+
+
+def smooth_object_kspace(phase: np.ndarray, frames: int = 40, shape=(24, 24)):
+    """KSpace (2 spokes per frame, 6 coils, sigma 1e-3) of a disc with the given phase (X, Y) under a slowly varying
+    two-function temporal basis U (as a fingerprint's; random weights per frame are not), the disc and U."""
+    from crbnet.acquisition import KSpace
+
+    x, y = disc_grid(shape)
+    obj = np.where(x**2 + y**2 < 0.8, np.exp(1j * phase), 0)  # sharp edge
+    t = np.arange(frames) / frames
+    U = np.linalg.qr(np.stack([np.ones(frames), np.cos(2 * np.pi * t)], axis=1).astype(complex))[0]
+    maps = coil_sensitivities(shape, 6)
+    traj = radial_trajectory(frames, 2, 48)
+    return KSpace(acquire(np.stack([obj, 0.3 * obj]), U.T, traj, maps, sigma=1e-3, seed=0), traj, maps, 1e-3, "s"), obj, U
+
+
+def disc_grid(shape=(24, 24)):
+    """Coordinates (X, Y) in [-1, 1] of a grid."""
+    return np.meshgrid(*[np.linspace(-1, 1, n) for n in shape], indexing="ij")
+
+
 def test_nufft_matches_explicit_dft_and_is_adjoint():
     rng = np.random.default_rng(0)
     points = radial_trajectory(3, 2, 16).reshape(-1, 2)
@@ -145,13 +175,9 @@ def test_acquire_refuses_coil_maps_of_another_shape():
 @pytest.mark.skipif(shutil.which("bart") is None, reason="needs BART (Debian package bart)")
 def test_bart_pics_with_the_basis_agrees_with_ours():
     """BART 0.8's ``pics -B`` (least squares) and our CG on the same undersampled data, up to a complex scale."""
-    frames, spokes, r = 8, 12, 3
-    _, traj, U, maps, _ = random_problem(7, frames, spokes, 2 * max(SHAPE), r, coils=4)
-    x, y = np.meshgrid(*[np.linspace(-1, 1, n) for n in SHAPE], indexing="ij")
-    truth = np.stack([(k + 1) * np.exp(-((x - 0.2) ** 2 + y**2) / 0.1 + 1j * k * x) for k in range(r)])
-    kspace = acquire(truth, U.T, traj, maps, sigma=0.0, seed=0)
-    ours = reconstruct(kspace, traj, U, maps, iterations=40, cg_iterations=5).ravel()
-    bart = reconstruct_bart(kspace, traj, U, maps, iterations=200).ravel()
+    ks, U = smooth_bart_problem()
+    ours = reconstruct(ks.data, ks.trajectory, U, ks.coil_maps, iterations=40, cg_iterations=5).ravel()
+    bart = reconstruct_bart(ks.data, ks.trajectory, U, ks.coil_maps, iterations=200).ravel()
     scale = np.vdot(bart, ours) / np.vdot(bart, bart)
     assert abs(scale - 1) < 0.05  # same conventions: no flip, conjugation or other normalization
     assert np.linalg.norm(scale * bart - ours) / np.linalg.norm(ours) < 0.01
@@ -175,17 +201,11 @@ def test_estimated_coil_maps_are_the_true_ones_times_one_phase_per_voxel():
     """Sensitivities from the pooled low-resolution centre of undersampled frames of a smooth object with its own
     phase: |sum_c est conj(true)| = 1 (the same maps up to a voxel's phase) inside the object, and that phase is the
     object's."""
-    frames, shape = 40, (24, 24)
-    x, y = np.meshgrid(*[np.linspace(-1, 1, n) for n in shape], indexing="ij")
+    x, y = disc_grid()
     inside = x**2 + y**2 < 0.6
-    obj = np.where(x**2 + y**2 < 0.8, np.exp(1j * (0.8 * x - 0.5 * y)), 0)  # smooth phase, sharp edge
-    t = np.arange(frames) / frames  # a slowly varying signal, as a fingerprint's (random weights per frame are not)
-    U = np.linalg.qr(np.stack([np.ones(frames), np.cos(2 * np.pi * t)], axis=1).astype(complex))[0]
-    truth = np.stack([obj, 0.3 * obj])
-    maps = coil_sensitivities(shape, 6)
-    traj = radial_trajectory(frames, 2, 48)
-    y_k = acquire(truth, U.T, traj, maps, sigma=1e-3, seed=0)
-    estimated = estimate_coil_maps(y_k, traj, shape, radius=1.0)  # about 6 voxels resolution on this small grid
+    ks, obj, _ = smooth_object_kspace(0.8 * x - 0.5 * y)
+    maps, traj, y_k = ks.coil_maps, ks.trajectory, ks.data
+    estimated = estimate_coil_maps(y_k, traj, x.shape, radius=1.0)  # about 6 voxels resolution on this small grid
     np.testing.assert_allclose((np.abs(estimated) ** 2).sum(axis=0), 1.0, atol=1e-9)
     coherence = np.abs((estimated * maps.conj()).sum(axis=0))
     assert coherence[inside].min() > 0.98
@@ -194,7 +214,7 @@ def test_estimated_coil_maps_are_the_true_ones_times_one_phase_per_voxel():
     spread = np.angle(np.exp(1j * (offset - offset[12, 12])))
     assert np.abs(spread[inside]).max() < 0.2
     with pytest.raises(AcquisitionError, match="calibration radius"):
-        estimate_coil_maps(y_k, traj, shape, radius=0.0)
+        estimate_coil_maps(y_k, traj, x.shape, radius=0.0)
 
 
 def test_object_phase_recovers_a_phase_put_on_the_maps():
@@ -220,17 +240,11 @@ def test_reconstruct_kspace_refuses_another_sequence_and_unknown_settings():
 def test_reconstruction_with_estimated_maps_aligned_by_object_phase_is_that_with_the_true_maps():
     """Estimated maps carry the object's phase, which the coefficients then lose; multiplying by exp(i object_phase)
     gives back the reconstruction with the true maps (and without it the two differ by far more)."""
-    from crbnet.acquisition import KSpace
     from crbnet.basis import Basis
 
-    frames, shape = 40, (24, 24)
-    x, y = np.meshgrid(*[np.linspace(-1, 1, n) for n in shape], indexing="ij")
-    obj = np.where(x**2 + y**2 < 0.8, np.exp(1j * (2.0 * x - 1.0 * y + 1.0)), 0)
-    t = np.arange(frames) / frames
-    U = np.linalg.qr(np.stack([np.ones(frames), np.cos(2 * np.pi * t)], axis=1).astype(complex))[0]
-    maps = coil_sensitivities(shape, 6)
-    traj = radial_trajectory(frames, 2, 48)
-    kspace = KSpace(acquire(np.stack([obj, 0.3 * obj]), U.T, traj, maps, sigma=1e-3, seed=0), traj, maps, 1e-3, "s")
+    x, y = disc_grid()
+    kspace, _, U = smooth_object_kspace(2.0 * x - 1.0 * y + 1.0)
+    maps = kspace.coil_maps
     basis = Basis(U, np.ones(2), "s")
     given, _ = reconstruct_kspace(kspace, basis, "given", iterations=8)
     estimated, est_maps = reconstruct_kspace(kspace, basis, "estimated", calibration_radius=1.0, iterations=8)
@@ -244,14 +258,10 @@ def test_reconstruction_with_estimated_maps_aligned_by_object_phase_is_that_with
 @pytest.mark.skipif(shutil.which("bart") is None, reason="needs BART (Debian package bart)")
 def test_the_workflow_engines_agree():
     """reconstruct_kspace with engine bart (the workflow's ``recon: {engine: bart}``) against engine torch."""
-    from crbnet.acquisition import KSpace
     from crbnet.basis import Basis
 
-    frames, spokes, r = 8, 12, 3
-    _, traj, U, maps, _ = random_problem(7, frames, spokes, 2 * max(SHAPE), r, coils=4)
-    x, y = np.meshgrid(*[np.linspace(-1, 1, n) for n in SHAPE], indexing="ij")
-    truth = np.stack([(k + 1) * np.exp(-((x - 0.2) ** 2 + y**2) / 0.1 + 1j * k * x) for k in range(r)])
-    kspace = KSpace(acquire(truth, U.T, traj, maps, sigma=0.0, seed=0), traj, maps, 0.0, "s")
+    r = 3
+    kspace, U = smooth_bart_problem(r)
     basis = Basis(U, np.ones(r), "s")
     ours, _ = reconstruct_kspace(kspace, basis, "given", iterations=8)
     bart, _ = reconstruct_kspace(kspace, basis, "given", engine="bart", iterations=40)
