@@ -202,7 +202,14 @@ def sweep_axis(wildcards):
 def write_report():
     """After a run that executed jobs (Snakemake calls onsuccess only then), build {results}/report.html with
     `snakemake --report` on the same experiments and settings (the config as run is saved next to it). Its output
-    goes to {results}/logs/report.log, which a failure names together with the command to rerun."""
+    goes to {results}/logs/report.log, which a failure names together with the command to rerun. A partial run
+    (named targets, some of `rule all`'s files absent) leaves the report alone and says so."""
+    targets = PLAN.targets()
+    missing = [t for t in targets if not Path(t).exists()]
+    if missing:
+        print(f"report not written: {len(missing)} of {len(targets)} files of `rule all` absent (a partial run), "
+              f"e.g. {missing[0]}", file=sys.stderr)
+        return
     html = Path(RESULTS) / "report.html"
     settings = Path(RESULTS) / "report_config.yaml"
     log = Path(RESULTS) / "logs" / "report.log"

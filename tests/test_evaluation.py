@@ -101,6 +101,7 @@ def test_learning_curve_table_and_figure():
 
 
 def test_sequence_comparison_table_reports_each_sequences_bound_and_loss():
+    from crbnet.plotting import plot_sequence_comparison
     from crbnet.tables import sequence_comparison_table
 
     n = 200
@@ -114,3 +115,9 @@ def test_sequence_comparison_table_reports_each_sequences_bound_and_loss():
     assert rows.loc["b", "median_relative_sqrt_crb"] == pytest.approx(0.1)
     assert rows.loc["a", "crb_loss"] == pytest.approx(2.0) and rows.loc["b", "crb_loss"] == pytest.approx(1.0)
     assert rows.loc["a", "sequence"] == "seq_a"
+    # one scale across sequences: sqrt(bias^2 + variance) / true, 0.2 * sqrt(2) against 0.1
+    assert rows.loc["a", "median_relative_rmse"] == pytest.approx(0.2 * np.sqrt(2))
+    assert rows.loc["b", "median_relative_rmse"] == pytest.approx(0.1)
+    fig = plot_sequence_comparison(table)
+    heights = sorted(round(p.get_height(), 6) for p in fig.axes[1].patches)  # bottom row: bound, then RMSE
+    assert heights == pytest.approx(sorted([20.0, 10.0, 100 * 0.2 * np.sqrt(2), 10.0]))

@@ -316,8 +316,8 @@ def plot_learning_curve(table: pd.DataFrame, x: str = "fingerprints") -> plt.Fig
 
 def plot_sequence_comparison(table: pd.DataFrame) -> plt.Figure:
     """Top: CRB-loss (bootstrap 95 % intervals) per estimated parameter, one group per experiment (sequence), one bar
-    per estimator; bottom: the median sqrt(CRB) in % of the true value with each sequence (table:
-    crbnet.tables.sequence_comparison_table)."""
+    per estimator; bottom: the median sqrt(CRB) (grey) and each estimator's median RMSE in % of the true value with
+    each sequence (table: crbnet.tables.sequence_comparison_table)."""
     _style()
     names = list(dict.fromkeys(table.parameter))
     groups = list(dict.fromkeys(zip(table.experiment, table.sequence)))
@@ -334,12 +334,20 @@ def plot_sequence_comparison(table: pd.DataFrame) -> plt.Figure:
         axes[0, j].axhline(1.0, color="k", lw=0.8, ls=":")
         axes[0, j].set(yscale="log", title=name, ylabel="CRB-loss" if j == 0 else None)
         crb = rows.groupby(level="experiment").median_relative_sqrt_crb.first().reindex([g[0] for g in groups])
-        axes[1, j].bar(np.arange(len(groups)), 100 * crb.to_numpy(), 0.6, color="0.5")
-        axes[1, j].set(ylabel=r"median $\sqrt{\mathrm{CRB}}$ / value (%)" if j == 0 else None)
+        slot = 0.8 / (len(estimators) + 1)
+        offsets = (np.arange(len(estimators) + 1) - len(estimators) / 2) * slot
+        axes[1, j].bar(np.arange(len(groups)) + offsets[0], 100 * crb.to_numpy(), slot, color="0.6",
+                       label=r"$\sqrt{\mathrm{CRB}}$")
+        for i, est in enumerate(estimators):
+            r = rows.reindex([(g[0], est) for g in groups])
+            axes[1, j].bar(np.arange(len(groups)) + offsets[i + 1], 100 * r.median_relative_rmse.to_numpy(), slot,
+                           color=COLORS.get(est), label=f"RMSE, {LABELS.get(est, est)}")
+        axes[1, j].set(ylabel="median / true value (%)" if j == 0 else None)
         for ax in axes[:, j]:
             ax.set_xticks(np.arange(len(groups)), [f"{e}\n({s})" for e, s in groups], rotation=30, ha="right",
                           fontsize=7)
-    axes[0, -1].legend(frameon=False, fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    for ax in axes[:, -1]:
+        ax.legend(frameon=False, fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     sns.despine(fig)
     fig.tight_layout()
     return fig

@@ -103,14 +103,19 @@ def learning_curve_table(runs: Sequence[tuple[int, int, str, str, pd.DataFrame]]
 
 
 def sequence_comparison_table(runs: Sequence[tuple[str, str, str, pd.DataFrame]]) -> pd.DataFrame:
-    """The ``summarize`` figures of every (experiment, sequence, estimator, Monte-Carlo table) run, plus the median
-    sqrt(CRB) relative to the true value over the fingerprints, one row per run, SNR and parameter: which
-    sequence gives the lower bound, and which estimator comes close to it with each."""
+    """The ``summarize`` figures of every (experiment, sequence, estimator, Monte-Carlo table) run, plus the medians
+    over the fingerprints of sqrt(CRB) and of the RMSE, sqrt(bias^2 + variance), relative to the true value, one row
+    per run, SNR and parameter: which sequence gives the lower bound, and which estimator errs least with each. The
+    CRB-loss is relative to each sequence's own bound; the relative RMSE compares sequences on one scale."""
     frames = []
     for experiment, sequence, estimator, table in runs:
-        rel = (np.sqrt(table.crb) / table.true.abs()).groupby([table.snr, table.parameter], sort=False).median()
+        by = [table.snr, table.parameter]
+        bound = (np.sqrt(table.crb) / table.true.abs()).groupby(by, sort=False).median()
+        error = (np.hypot(table.bias, np.sqrt(table.variance)) / table.true.abs()).groupby(by, sort=False).median()
         s = summarize(table).assign(experiment=experiment, sequence=sequence, estimator=estimator)
-        frames.append(s.assign(median_relative_sqrt_crb=[rel[(a, b)] for a, b in zip(s.snr, s.parameter)]))
+        keys = list(zip(s.snr, s.parameter))
+        frames.append(s.assign(median_relative_sqrt_crb=[bound[k] for k in keys],
+                               median_relative_rmse=[error[k] for k in keys]))
     out = pd.concat(frames, ignore_index=True)
     first = ["experiment", "sequence", "estimator", "snr", "parameter"]
     return out[first + [c for c in out.columns if c not in first]]
