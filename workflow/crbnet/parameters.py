@@ -229,12 +229,13 @@ class ParameterSpace:
         return ok
 
     def sample(self, n: int, seed: int) -> dict[str, np.ndarray]:
-        """n samples (float64) by rejection on the constraints; deterministic for a given seed."""
+        """n samples (float64) by rejection on the constraints; deterministic for a given seed, whatever the order of
+        the priors in the config (they draw in alphabetical order of their names)."""
         rng = np.random.default_rng(seed)
         out: dict[str, list[np.ndarray]] = {k: [] for k in self.parameterization.names}
         have = 0
         for _ in range(1000):
-            draw = {k: p.sample(rng, n) for k, p in self.priors.items()}
+            draw = {k: self.priors[k].sample(rng, n) for k in sorted(self.priors)}
             draw |= {k: np.full(n, v) for k, v in self.fixed.items()}
             keep = self.satisfied(draw)
             for k in out:
