@@ -56,6 +56,14 @@ def test_bias_reduced_penalizes_bias_and_excess_variance(problem):
     assert losses.bias_reduced(noisy, truth, crb, lam=1.0, delta=4.5).item() < 0.05
 
 
+def test_bias_reduced_with_one_realization_is_the_crb_loss(problem):
+    """realizations: 1, the control of config/bias_reduced_session.yaml: no variance term, bias = the error."""
+    truth, crb, noise = problem
+    est = truth + 0.3 * crb.sqrt() + noise[:1] * crb.sqrt()
+    assert losses.bias_reduced(est, truth, crb, lam=1.0, delta=0.0).item() == pytest.approx(
+        losses.crb_weighted(est[0], truth, crb).item(), rel=1e-12)
+
+
 def test_bias_reduced_gradient_pulls_the_mean_to_the_truth(problem):
     truth, crb, noise = problem
     offset = torch.zeros(1, B, P, dtype=torch.float64, requires_grad=True)
