@@ -69,13 +69,14 @@ def test_headline_has_a_row_per_parameter_and_the_mean():
     rng = np.random.default_rng(2)
     tables = [_table(n, rng.normal(size=n), rng.uniform(1, 2, n), np.ones(n), name) for name in ("m0s", "T2f")]
     test = pd.concat(tables, ignore_index=True)
-    grid = test.assign(bias=-test.bias)
+    grid = test.assign(bias=-test.bias, variance=4.0 * test.crb)
     history = pd.DataFrame({"epoch": [1, 2], "train_crb": [3.0, 2.0], "val_crb": [4.0, 2.5], "val_mse": [1.0, 0.5]})
     h = headline_table({"crb": history}, {"crb": test, "matching": test}, {"crb": grid})
     assert list(h.parameter) == ["m0s", "T2f", "all"] * 2
     crb = h[h.estimator == "crb"].set_index("parameter")
     assert crb.loc["all", "crb_loss"] == pytest.approx(crb.loc[["m0s", "T2f"], "crb_loss"].mean())
     assert crb.loc["T2f", "grid_mean_abs_bias"] == pytest.approx(tables[1].bias.abs().mean())
+    assert crb.loc["T2f", "grid_median_std_ratio"] == pytest.approx(2.0)  # std twice sqrt(CRB) on the grid
     assert crb.val_crb_loss.eq(2.5).all() and h[h.estimator == "matching"].val_crb_loss.isna().all()
 
 

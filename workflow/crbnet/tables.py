@@ -67,7 +67,8 @@ def headline_table(histories: dict[str, pd.DataFrame], tests: dict[str, pd.DataF
     """One row per estimator in ``tests`` and estimated parameter, plus a row ``all`` (mean over parameters):
     the test set's ``summarize`` figures at the evaluation SNR (CRB-loss, bias and variance parts and median
     std/sqrt(CRB) with 95 % intervals, excluded fingerprints, the below-CRB flag), the mean |bias| over the grid
-    (SI units) where ``grids`` has the estimator, and for networks the final training/validation figures from
+    (SI units) and the median std/sqrt(CRB) there (typical tissue rather than the whole prior) where ``grids`` has
+    the estimator, and for networks the final training/validation figures from
     ``histories``."""
     rows = []
     for name, test in tests.items():
@@ -81,7 +82,9 @@ def headline_table(histories: dict[str, pd.DataFrame], tests: dict[str, pd.DataF
         s["crb_domain"] = test.crb_domain.iloc[0]
         if grids and name in grids:
             g = grids[name]
-            s["grid_mean_abs_bias"] = s.parameter.map(g.assign(b=g.bias.abs()).groupby("parameter").b.mean())
+            by = g.assign(b=g.bias.abs(), r=np.sqrt(g.variance / g.crb)).groupby("parameter")
+            s["grid_mean_abs_bias"] = s.parameter.map(by.b.mean())
+            s["grid_median_std_ratio"] = s.parameter.map(by.r.median())
         if name in histories:
             last = histories[name].iloc[-1]
             s = s.assign(epochs=int(last.epoch), train_crb_loss=last.train_crb, val_crb_loss=last.val_crb,
