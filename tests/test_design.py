@@ -227,5 +227,8 @@ def test_a_full_rank_basis_gives_the_fingerprint_crb_and_a_low_rank_one_a_larger
 
 
 def test_gradient_through_the_svd_basis_matches_central_differences():
-    """With a rank-8 basis of 48 prior draws' signals, differentiated through the SVD."""
+    """With a rank-8 basis of 48 prior draws' signals, differentiated through the SVD. Its cost, about 9e7, is
+    large enough that round-off puts 0.025 into the phase component of the basis' gradient, which torch's SVD
+    backward refuses (tolerance 1e-2) unless crbnet.design drops that component."""
     _assert_gradient_matches_central_differences(_head_problem(rank=8, basis_values=_prior_draws(48, 1)), rel=1e-3)
+
