@@ -231,4 +231,3 @@ def test_gradient_through_the_svd_basis_matches_central_differences():
     large enough that round-off puts 0.025 into the phase component of the basis' gradient, which torch's SVD
     backward refuses (tolerance 1e-2) unless crbnet.design drops that component."""
     _assert_gradient_matches_central_differences(_head_problem(rank=8, basis_values=_prior_draws(48, 1)), rel=1e-3)
-

@@ -82,7 +82,8 @@ def headline_table(histories: dict[str, pd.DataFrame], tests: dict[str, pd.DataF
         s["crb_domain"] = test.crb_domain.iloc[0]
         if grids and name in grids:
             g = grids[name]
-            by = g.assign(b=g.bias.abs(), r=np.sqrt(g.variance / g.crb)).groupby("parameter")
+            ratio = np.sqrt(g.variance / g.crb.where(np.isfinite(g.crb)))  # undefined CRBs left out, as in summarize
+            by = g.assign(b=g.bias.abs(), r=ratio).groupby("parameter")
             s["grid_mean_abs_bias"] = s.parameter.map(by.b.mean())
             s["grid_median_std_ratio"] = s.parameter.map(by.r.median())
         if name in histories:
