@@ -121,7 +121,9 @@ def training_config(wildcards):
 
 
 def model_file(wildcards):
-    return PLAN.path(wildcards.experiment, experiment(wildcards).model_file(wildcards.estimator))
+    """The estimator's file; for NLLS from the prior means, the basis."""
+    relative = experiment(wildcards).model_file(wildcards.estimator)
+    return basis_file(wildcards) if relative is None else PLAN.path(wildcards.experiment, relative)
 
 
 def image_config(wildcards):

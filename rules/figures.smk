@@ -190,3 +190,25 @@ rule sequence_comparison:
         "../envs/plotting.yaml"
     script:
         "../workflow/scripts/sequence_comparison.py"
+
+
+rule claims:
+    """The papers' claims tested on every experiment that can test them: measured figure, interval, verdict."""
+    input:
+        unpack(lambda wc: PLAN.claims_runs()),
+    output:
+        table=report(f"{RESULTS}/claims.csv", caption="../workflow/report/claims_table.rst", category="Claims"),
+        png=report(f"{RESULTS}/claims.png", caption="../workflow/report/claims.rst", category="Claims"),
+        pdf=f"{RESULTS}/claims.pdf",
+    params:
+        grid_parameters=lambda wc: as_json(PLAN.claims_grid_parameters()),
+    log:
+        f"{RESULTS}/logs/claims.log",
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=20,
+    conda:
+        "../envs/plotting.yaml"
+    script:
+        "../workflow/scripts/claims.py"

@@ -37,6 +37,7 @@ rule estimate_maps:
         space=json_setting("parameter_space"),
         phantom=lambda wc: wc.image in experiment(wc).phantom_images,
         nlls=lambda wc: experiment(wc)["nlls"] if wc.estimator == "nlls" else {},  # NLLS settings only rerun NLLS
+        estimate=setting("training", "estimate"),
         crb=lambda wc: wc.estimator in image_config(wc).get("crb_maps", ()),  # scans: none
         snr=lambda wc: image_config(wc).get("snr"),  # phantoms; scans: None
         device=PLAN.device,

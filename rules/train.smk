@@ -11,7 +11,8 @@ rule train_network:
     cache: True
     log:
         f"{RESULTS}/{{experiment}}/logs/train_{{loss}}.log",
-    threads: 8  # capped at --cores; torch uses them for the matrix products
+    threads: 1  # small networks: two jobs of 1 thread train 1.7x faster than one of 2 (benchmarks/train.py);
+    # Zhang's 14-layer network gains from more: --set-threads train_network=N (profiles/slurm: 8)
     resources:
         gpu=1,
         mem_mb=8000,

@@ -80,7 +80,9 @@ def test_dataset_files_carry_coefficient_crbs(tmp_path, apparent_t1):
     with h5py.File(tmp_path / "train.h5") as f:
         assert np.all(f["crb_coefficients"][()] >= f["crb"][()] * (1 - 1e-9))
     other = dataset_basis(tmp_path / "basis.h5", 10)
-    assert load_examples(tmp_path / "train.h5", other, ["m0s"]).crb_domain == "fingerprint"
+    # another basis: the file's CRBs bound other data, so it is refused naming both bases (no silent fallback)
+    with pytest.raises(BasisError, match=f"{other.sha256[:12]}.*{basis.sha256[:12]}"):
+        load_examples(tmp_path / "train.h5", other, ["m0s"])
     with pytest.raises(ParameterError, match="R1f"):
         load_examples(tmp_path / "train.h5", basis, ["R1f"])
     foreign = QMTSignalModel(short_sequence(24, seed=1), apparent_t1)

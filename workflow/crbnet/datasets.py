@@ -124,9 +124,10 @@ def load_examples(path: str | Path, basis: Basis, estimate: Sequence[str], chunk
 
     Coefficients are read when the file was simulated with this basis, else its fingerprints are projected.
     The CRBs are those of the coefficients (``crb_coefficients``, the bound for an estimator that sees only the
-    coefficients) when the file has them for this basis, else those of the full fingerprint; ``crb_domain``
-    of the result says which. All parameters of the file's parameterization were in the Fisher matrix, so the
-    nuisance parameters are accounted for; only the estimated columns are kept."""
+    coefficients), which the file must hold for this basis: a file simulated with another basis, or before any,
+    has the bound of other data (the full fingerprint's is up to 2.9x smaller) and is refused with both hashes.
+    All parameters of the file's parameterization were in the Fisher matrix, so the nuisance parameters are
+    accounted for; only the estimated columns are kept."""
     with h5py.File(path, "r") as f:
         names = [str(n) for n in f["parameters"].attrs["names"]]
         units = dict(zip(names, (str(u) for u in f["parameters"].attrs["units"])))
@@ -144,10 +145,13 @@ def load_examples(path: str | Path, basis: Basis, estimate: Sequence[str], chunk
                                            for i in range(0, signals.shape[0], chunk)])
         else:
             raise BasisError(f"{path} holds neither signals nor coefficients on this basis")
-        domain = "coefficients" if same_basis and "crb_coefficients" in f else "fingerprint"
         if "crb" not in f:
             raise BasisError(f"{path} holds no CRBs (simulated with crb: false)")
-        crb = f["crb_coefficients" if domain == "coefficients" else "crb"][()]
+        if not (same_basis and "crb_coefficients" in f):
+            raise BasisError(f"{path} holds no CRBs of basis {basis.sha256[:12]}'s coefficients (its basis: "
+                             f"{str(f.attrs.get('basis_sha256', ''))[:12] or 'none'}); simulate it with that basis")
+        domain = "coefficients"
+        crb = f["crb_coefficients"][()]
         cols = [names.index(e) for e in estimate]
         parameters = f["parameters"][()][:, cols]
     return FingerprintSet(tuple(estimate), tuple(units[e] for e in estimate), torch.as_tensor(parameters),

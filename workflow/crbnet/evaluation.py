@@ -12,6 +12,7 @@ import torch
 from crbnet.datasets import FingerprintSet, NoiseModel, generator, load_examples, read_parameters
 from crbnet.estimator import Estimator
 from crbnet.losses import bias_variance
+from crbnet.parameters import in_range
 from crbnet.runtime import progress as progress_bar
 
 
@@ -36,17 +37,21 @@ def monte_carlo(estimator: Estimator, examples: FingerprintSet, snr: float, real
                 rows_per_batch: int = 262144, progress: bool = False) -> pd.DataFrame:
     """Bias, variance and CRB per fingerprint and estimated parameter at SNR = |M0| / sigma.
 
-    Returns a long table (fingerprint, parameter, unit, snr, true, mean, bias, variance, crb, crb_domain) with
-    variance over the realizations (1/R), so bias^2 + variance is the mean squared error."""
+    Returns a long table (fingerprint, parameter, unit, snr, true, mean, bias, variance, crb, crb_domain,
+    out_of_range) with variance over the realizations (1/R), so bias^2 + variance is the mean squared error.
+    Estimates enter as returned; ``out_of_range`` counts the realizations whose estimate is NaN or outside the
+    parameter's range (``crbnet.parameters.in_range``); a NaN estimate makes the fingerprint's mean NaN."""
     frames = []
     for rows, est, crb in noisy_estimates(estimator, examples, snr, realizations, seed, rows_per_batch, progress):
         truth = examples.parameters[rows]
         bv = bias_variance(est, truth)
         for k, name in enumerate(examples.names):
+            outside = (~in_range({name: est[..., k].numpy()})).sum(axis=0)
             frames.append(pd.DataFrame({
                 "fingerprint": np.arange(rows.start, rows.stop), "parameter": name, "unit": examples.units[k],
                 "snr": snr, "true": truth[:, k].numpy(), "mean": bv.mean[:, k].numpy(), "bias": bv.bias[:, k].numpy(),
                 "variance": bv.variance[:, k].numpy(), "crb": crb[:, k].numpy(), "crb_domain": examples.crb_domain,
+                "out_of_range": outside,
             }))
     return pd.concat(frames, ignore_index=True)
 

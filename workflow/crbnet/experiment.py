@@ -249,11 +249,12 @@ class Experiment:
         names = self.losses if fig.networks_only else self.estimators
         return {e: fig.table.format(estimator=e, **self.figures) for e in names}
 
-    def model_file(self, estimator: str) -> str:
+    def model_file(self, estimator: str) -> str | None:
         """The estimator's file under the experiment: models/{loss}.pt, models/matching.h5; for NLLS the network it
-        starts from."""
+        starts from, None when it starts from the prior means (it then needs only the basis)."""
         if estimator == "nlls":
-            return f"models/{self.config['nlls']['init']}.pt"
+            init = self.config["nlls"]["init"]
+            return None if init == "prior" else f"models/{init}.pt"
         return f"models/{estimator}.{ESTIMATORS[estimator].suffix}"
 
     def axis(self, split: str, axis: str) -> str:
@@ -352,7 +353,26 @@ class Plan:
         out += [f"{self.results}/learning_curves/{c}.{ext}" for c in self.learning_curves for ext in ("csv", "png")]
         out += [f"{self.results}/sequence_comparisons/{c}.{ext}" for c in self.sequence_comparisons
                 for ext in ("csv", "png")]
+        out += [f"{self.results}/claims.{ext}" for ext in ("csv", "png") if self.claims_runs()]
         return out + [f"{self.design_file(d)}{suffix}" for d in self.designs for suffix in (".yaml", "_crb.png")]
+
+    def claims_runs(self) -> dict[str, str]:
+        """{run: Monte-Carlo table} of every estimator of every experiment on its test split and, where evaluated,
+        its grid split; the run name 'experiment/estimator/test|grid' (``claims_grid_parameters`` carries the grid
+        parameters). Experiments that do not evaluate their test split take no part."""
+        runs = {}
+        for name, exp in self.experiments.items():
+            if not exp.trains or exp.figures["test_split"] not in exp.evaluation["splits"]:
+                continue
+            for role in ("test", "grid"):
+                split = exp.figures[f"{role}_split"]
+                if split in exp.evaluation["splits"]:
+                    runs |= {f"{name}/{e}/{role}": self.path(name, f"eval/{e}_{split}.csv") for e in exp.estimators}
+        return runs
+
+    def claims_grid_parameters(self) -> dict[str, list[str]]:
+        """{experiment: the grid parameters its figures show} for the claims."""
+        return {name: exp.figures["grid_parameter"] for name, exp in self.experiments.items() if exp.trains}
 
     def sequence_comparison_runs(self, comparison: str) -> dict[str, str]:
         """{run: Monte-Carlo table} of every estimator of a comparison's experiments on its test split; the run

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from crbnet.basis import Basis
-from crbnet.parameters import ParameterSpace, parameter
+from crbnet.parameters import ParameterSpace, in_range, parameter
 
 
 class NLLSEstimator:
@@ -44,12 +44,18 @@ class NLLSEstimator:
 
     def start(self, data: np.ndarray) -> dict[str, np.ndarray]:
         """Starting values of every parameter for voxel data (n, r): ``init``'s estimates where it has them, else
-        the prior means; clipped into the bounds."""
+        the prior means, which also start every voxel whose ``init`` estimate is NaN or outside its range
+        (``crbnet.parameters.in_range``); clipped into the bounds."""
         centre = self.space.centre()
         values = {k: np.full(len(data), centre[k]) for k in self.signal_model.parameterization.names}
         if self.init is not None:
             estimates = self.init.predict(data)
-            values |= {k: estimates[:, i] for i, k in enumerate(self.init.names) if k in values}
+            given = {k: estimates[:, i] for i, k in enumerate(self.init.names) if k in values}
+            ok = in_range(given)
+            if not ok.all():
+                print(f"NLLS: {int((~ok).sum())} of {len(ok)} starting estimates outside their range or NaN: "
+                      "those voxels start from the prior means")
+            values |= {k: np.where(ok, v, values[k]) for k, v in given.items()}
         for i, k in enumerate(self.fit):
             values[k] = np.clip(values[k], self.lower[i].item(), self.upper[i].item())
         return values

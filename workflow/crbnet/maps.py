@@ -12,6 +12,7 @@ import torch
 from crbnet.crb import scale_crb, unit_crb
 from crbnet.estimator import Estimator
 from crbnet.io.voxels import DataError, VoxelData, read_voxels
+from crbnet.parameters import in_range, out_of_range_count
 from crbnet.phantoms import load_phantom
 from crbnet.simulation import chunks, distinct_rows
 from crbnet.tables import eroded
@@ -34,7 +35,8 @@ def image_voxels(path: str | Path, mask_path: str | Path | None = None, phantom:
 def estimate_voxels(estimator: Estimator, data: VoxelData, **options: object) -> np.ndarray:
     """Estimates (n, Pe) float64 of voxel data in the estimator's basis (checked against the hashes the file
     carries); voxels whose values are not all finite are left NaN (and counted in the log) instead of being passed
-    to the estimator. ``options`` go to ``predict`` (batch, precision, device)."""
+    to the estimator; estimates NaN or outside their parameter's range are kept as returned and counted in the log
+    (``crbnet.parameters.in_range``). ``options`` go to ``predict`` (batch, precision, device)."""
     estimator.basis.check(data.attrs.get("basis_sha256"), data.attrs.get("sequence_sha256"))
     finite = np.isfinite(data.values).all(axis=1)
     if not finite.all():
@@ -42,6 +44,10 @@ def estimate_voxels(estimator: Estimator, data: VoxelData, **options: object) ->
     out = np.full((len(finite), len(estimator.names)), np.nan)
     if finite.any():
         out[finite] = estimator.predict(data.values[finite], **options)
+    outside = out_of_range_count(out[finite], estimator.names)
+    if outside:
+        print(f"n_out_of_range={outside}: {outside} of {int(finite.sum())} voxels with an estimate NaN or outside its "
+              "parameter's range (kept as returned)")
     return out
 
 
@@ -49,11 +55,14 @@ def crb_image(signal_model, basis, estimates: np.ndarray, names: tuple[str, ...]
               nuisance: Mapping[str, float], sigma: float, progress: bool = False) -> np.ndarray:
     """sqrt(CRB) (X, Y, Z, Pe) of the estimated parameters at the estimates (noise ``sigma`` per real channel,
     |M0| = 1, coefficient domain), NaN outside ``mask`` and where an estimate is NaN. Every parameter of the signal model
-    enters the Fisher matrix; those not estimated are taken at ``nuisance`` (e.g. the prior means). Repeated
-    estimate rows (dictionary matching) are computed once."""
+    enters the Fisher matrix; those not estimated are taken at ``nuisance`` (e.g. the prior means). A voxel whose
+    estimate is NaN or outside its parameter's range (``crbnet.parameters.in_range``) has no bound: NaN, and counted
+    in the log. Repeated estimate rows (dictionary matching) are computed once."""
     pz = signal_model.parameterization
     inside = estimates[mask]
-    ok = np.isfinite(inside).all(axis=1)
+    ok = in_range({k: inside[:, i] for i, k in enumerate(names)})
+    if not ok.all():
+        print(f"{int((~ok).sum())} of {len(ok)} voxels with an estimate outside its range or NaN: no sqrt(CRB) (NaN)")
     values = {k: (inside[ok, names.index(k)] if k in names else np.full(int(ok.sum()), nuisance[k])) for k in pz.names}
     values, inverse = distinct_rows(values)  # dictionary estimates repeat a lot
     U = torch.as_tensor(basis.U, device=signal_model.device)

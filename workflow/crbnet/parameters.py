@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -134,6 +134,13 @@ def infer_parameterization(names: list[str]) -> Parameterization:
     return PARAMETERIZATIONS["canonical"]
 
 
+def _outside(p: Parameter, v: np.ndarray) -> np.ndarray:
+    """Where ``v`` is non-finite or outside ``p``'s hard range (elementwise)."""
+    with np.errstate(invalid="ignore"):
+        low = v <= p.lower if p.open_lower else v < p.lower
+        return ~np.isfinite(v) | low | (v > p.upper)
+
+
 def validate(values: Mapping[str, float | np.ndarray]) -> None:
     """Raise ParameterError if any value is non-finite or outside its parameter's hard range."""
     for name, value in values.items():
@@ -141,11 +148,27 @@ def validate(values: Mapping[str, float | np.ndarray]) -> None:
         v = np.asarray(value, dtype=np.float64)
         if not np.all(np.isfinite(v)):
             raise ParameterError(f"{name} must be finite")
-        low_bad = v <= p.lower if p.open_lower else v < p.lower
-        if np.any(low_bad) or np.any(v > p.upper):
+        bad = _outside(p, v)
+        if np.any(bad):
             bound = "(" if p.open_lower else "["
-            worst = v[low_bad | (v > p.upper)].flat[0]
-            raise ParameterError(f"{name}={worst:g} {p.unit} is outside {bound}{p.lower:g}, {p.upper:g}]")
+            raise ParameterError(f"{name}={v[bad].flat[0]:g} {p.unit} is outside {bound}{p.lower:g}, {p.upper:g}]")
+
+
+def in_range(values: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Rows (n,) whose values are all finite and inside their parameters' hard ranges, where the signal model and
+    its CRB are defined.
+
+    This is the project's one rule for estimates: they are reported as the estimator returned them, never clipped
+    (an unconstrained network may return a negative m0s); a row outside this set has no bound (NaN sqrt(CRB)), is
+    counted as ``n_out_of_range`` in logs and tables, and NLLS starts such a voxel from the prior means."""
+    rows = [~_outside(parameter(k), np.atleast_1d(np.asarray(v, dtype=np.float64))) for k, v in values.items()]
+    return np.logical_and.reduce(rows)
+
+
+def out_of_range_count(estimates: np.ndarray, names: Sequence[str]) -> int:
+    """Rows of ``estimates`` (..., Pe) with a NaN or a value outside its parameter's range (``in_range``)."""
+    flat = np.asarray(estimates, dtype=np.float64).reshape(-1, len(names))
+    return int((~in_range({k: flat[:, i] for i, k in enumerate(names)})).sum())
 
 
 # ---------------------------------------------------------------------------------------------- priors

@@ -628,3 +628,41 @@ def plot_recon_bias(table: pd.DataFrame) -> plt.Figure:
     sns.despine(fig)
     fig.tight_layout()
     return fig
+
+
+VERDICT_COLORS = {"holds": "#1b7837", "does not hold": "#b2182b", "not tested": "0.6"}
+CLAIM_REFERENCE = {"crb_loss_near_one": 1.0, "crb_grid_bias_below_mse": 1.0, "mse_variance_below_crb": 1.0,
+                   "bias_reduced_lowers_bias": 0.0, "bias_reduced_variance_towards_crb": 0.0,
+                   "networks_near_matching": 1.0}
+
+
+def plot_claims(table: pd.DataFrame) -> plt.Figure:
+    """One panel per claim (crbnet.claims): each tested row's measured figure with its 95 % interval, coloured by
+    its verdict, against the claim's reference line (1 for ratios and CRB-losses, 0 for paired differences)."""
+    _style()
+    claims = list(dict.fromkeys(table.claim))
+    heights = [max(1, (table.claim == c).sum()) for c in claims]
+    fig, axes = plt.subplots(len(claims), 1, figsize=(7.5, 0.9 + 0.28 * sum(heights) + 0.5 * len(claims)),
+                             gridspec_kw={"height_ratios": heights}, squeeze=False)
+    for ax, claim in zip(axes[:, 0], claims):
+        rows = table[table.claim == claim].reset_index(drop=True)
+        y = np.arange(len(rows))[::-1]
+        for yi, r in zip(y, rows.itertuples()):
+            color = VERDICT_COLORS[r.verdict]
+            if r.verdict == "not tested":
+                ax.text(0.5, yi, "not tested by the configured experiments", color=color, ha="center", va="center",
+                        transform=ax.get_yaxis_transform())
+                continue
+            xerr = [[max(0.0, r.measured - r.lo)], [max(0.0, r.hi - r.measured)]]  # round-off of tight intervals
+            ax.errorbar(r.measured, yi, xerr=xerr, fmt="o", color=color, capsize=2, ms=4)
+        ax.axvline(CLAIM_REFERENCE.get(claim, 0.0), color="k", lw=0.8, ls=":")
+        labels = [" ".join(str(v) for v in (r.experiment, r.estimator, r.parameter) if isinstance(v, str))
+                  for r in rows.itertuples()]
+        ax.set_yticks(y, labels, fontsize=7)
+        ax.set_ylim(-0.7, len(rows) - 0.3)
+        ax.set_title(f"{rows.paper.iloc[0]}: {claim.replace('_', ' ')}", fontsize=8, loc="left")
+    handles = [plt.Line2D([], [], marker="o", ls="", color=c, label=v) for v, c in VERDICT_COLORS.items()]
+    fig.legend(handles=handles, frameon=False, fontsize=7, loc="upper right", ncol=3)
+    sns.despine(fig)
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
+    return fig

@@ -11,11 +11,12 @@ import pandas as pd
 from scipy import stats
 
 from crbnet.io.maps import read_maps
+from crbnet.parameters import in_range
 
 BOOTSTRAP = 1000  # resamples of the fingerprints for the 95 % intervals
 
 
-def _bootstrap(values: np.ndarray, statistic, rng: np.random.Generator, n_boot: int) -> tuple[float, float]:
+def bootstrap_interval(values: np.ndarray, statistic, rng: np.random.Generator, n_boot: int) -> tuple[float, float]:
     """95 % percentile interval of ``statistic`` (mean or median along axis 1) over fingerprints resampled with
     replacement."""
     if len(values) == 0:
@@ -38,26 +39,31 @@ def summarize(table: pd.DataFrame, n_boot: int = BOOTSTRAP, seed: int = 0) -> pd
     (``_lo``, ``_hi``) over fingerprints.
 
     Fingerprints whose CRB is infinite or undefined (the parameter is not identifiable there) cannot be normalized:
-    they are excluded and counted in ``n_undefined``. ``variance_below_crb`` flags a variance part whose interval
-    lies below 1: only a biased estimator gets there (a CRB-loss below 1 says the same of the whole loss).
-    ``spread_ratio`` (std of the mean estimates over that of the truth, all fingerprints) shows a collapsed output."""
+    they are excluded and counted in ``n_undefined``, as are fingerprints whose mean estimate is NaN (a NaN
+    estimate). ``n_out_of_range`` counts the estimates (fingerprints x realizations) that were NaN or outside the
+    parameter's range (column ``out_of_range`` of the Monte-Carlo table). ``variance_below_crb`` flags a variance
+    part whose interval lies below 1: only a biased estimator gets there (a CRB-loss below 1 says the same of the
+    whole loss). ``spread_ratio`` (std of the mean estimates over that of the truth, all fingerprints) shows a collapsed output."""
     rng = np.random.default_rng(seed)
     rows = []
     for (snr, name), g in table.groupby(["snr", "parameter"], sort=False):
-        ok = np.isfinite(g.crb.to_numpy()) & (g.crb.to_numpy() > 0)
+        ok = (np.isfinite(g.crb.to_numpy()) & (g.crb.to_numpy() > 0) & np.isfinite(g.bias.to_numpy())
+              & np.isfinite(g.variance.to_numpy()))
         crb, bias, variance = g.crb.to_numpy()[ok], g.bias.to_numpy()[ok], g.variance.to_numpy()[ok]
         parts = {"bias_part": bias**2 / crb, "variance_part": variance / crb}
         parts["crb_loss"] = parts["bias_part"] + parts["variance_part"]
-        row = {"snr": snr, "parameter": name, "n": int(ok.sum()), "n_undefined": int((~ok).sum())}
+        row = {"snr": snr, "parameter": name, "n": int(ok.sum()), "n_undefined": int((~ok).sum()),
+               "n_out_of_range": int(g["out_of_range"].sum()) if "out_of_range" in g else 0}
         for key, values in parts.items():
             row[key] = values.mean() if len(values) else np.nan
-            row[f"{key}_lo"], row[f"{key}_hi"] = _bootstrap(values, np.mean, rng, n_boot)
+            row[f"{key}_lo"], row[f"{key}_hi"] = bootstrap_interval(values, np.mean, rng, n_boot)
         for key, values in (("median_std_ratio", np.sqrt(parts["variance_part"])),
                             ("median_bias_ratio", np.abs(bias) / np.sqrt(crb))):
             row[key] = float(np.median(values)) if len(values) else np.nan
-            row[f"{key}_lo"], row[f"{key}_hi"] = _bootstrap(values, np.median, rng, n_boot)
+            row[f"{key}_lo"], row[f"{key}_hi"] = bootstrap_interval(values, np.median, rng, n_boot)
         row["variance_below_crb"] = bool(row["variance_part_hi"] < 1.0)
-        row["spread_ratio"] = _spread_ratio(g["mean"].to_numpy(), g["true"].to_numpy())
+        finite = np.isfinite(g["mean"].to_numpy())
+        row["spread_ratio"] = _spread_ratio(g["mean"].to_numpy()[finite], g["true"].to_numpy()[finite])
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -75,7 +81,7 @@ def headline_table(histories: dict[str, pd.DataFrame], tests: dict[str, pd.DataF
         s = summarize(test).drop(columns="snr")
         means = s[["crb_loss", "bias_part", "variance_part"]].mean()
         overall = {"parameter": "all", **means, "n": s.n.min(), "n_undefined": s.n_undefined.max(),
-                   "variance_below_crb": bool(s.variance_below_crb.any())}
+                   "n_out_of_range": s.n_out_of_range.sum(), "variance_below_crb": bool(s.variance_below_crb.any())}
         s = pd.concat([s, pd.DataFrame([overall])], ignore_index=True)
         s.insert(0, "estimator", name)
         s["snr"] = test.snr.iloc[0]
@@ -83,7 +89,7 @@ def headline_table(histories: dict[str, pd.DataFrame], tests: dict[str, pd.DataF
         if grids and name in grids:
             g = grids[name]
             ratio = np.sqrt(g.variance / g.crb.where(np.isfinite(g.crb)))  # undefined CRBs left out, as in summarize
-            by = g.assign(b=g.bias.abs(), r=ratio).groupby("parameter")
+            by = g.assign(b=g.bias.abs(), r=ratio).groupby("parameter")  # NaN estimates left out (skipna)
             s["grid_mean_abs_bias"] = s.parameter.map(by.b.mean())
             s["grid_median_std_ratio"] = s.parameter.map(by.r.median())
         if name in histories:
@@ -180,22 +186,36 @@ def paired_table(table: pd.DataFrame, reference: str) -> pd.DataFrame:
 
 
 def agreement(pairs: pd.DataFrame, by: Sequence[str] = ("estimator", "parameter")) -> pd.DataFrame:
-    """Median signed and absolute relative difference (%) from the reference, and the voxel count, per group of a
-    ``paired_table``."""
+    """Median signed and absolute relative difference (%) from the reference, the voxel count and
+    ``n_out_of_range`` (the other estimator's values NaN or outside the parameter's range; NaN ones are not in the
+    medians), per group of a ``paired_table``."""
     rel = 100 * (pairs.value - pairs.reference) / pairs.reference.abs()
-    return (pairs.assign(rel=rel, abs_rel=rel.abs()).groupby(list(by), sort=False)
+    return (pairs.assign(rel=rel, abs_rel=rel.abs(), outside=_out_of_range(pairs)).groupby(list(by), sort=False)
             .agg(median_rel_diff_pct=("rel", "median"), median_abs_rel_diff_pct=("abs_rel", "median"),
-                 voxels=("rel", "count")).reset_index())
+                 voxels=("rel", "count"), n_out_of_range=("outside", "sum")).reset_index())
+
+
+def _out_of_range(table: pd.DataFrame) -> pd.Series:
+    """Rows of a long table (parameter, value) whose value is NaN or outside the parameter's range
+    (``crbnet.parameters.in_range``)."""
+    outside = pd.Series(False, index=table.index)
+    for name, g in table.groupby("parameter", sort=False):
+        outside[g.index] = ~in_range({name: g.value.to_numpy()})
+    return outside
 
 
 def tissue_bias(labels: np.ndarray, tissues: Mapping[int, str], truth: Mapping[str, np.ndarray],
                 maps: Mapping[str, Mapping[str, np.ndarray]]) -> pd.DataFrame:
     """Per estimator, tissue and parameter of ``maps`` ({estimator: {parameter: image}}): the true value, the mean,
     std and count of the estimates over the tissue's interior voxels (``eroded``; NaN voxels, those NLLS did not
-    fit, left out), the bias (mean - truth) and the relative bias in % (NaN where the truth is 0)."""
+    fit, left out), the bias (mean - truth) and the relative bias in % (NaN where the truth is 0), and
+    ``n_out_of_range``: the finite estimates outside the parameter's range, which enter the mean as returned."""
     table = roi_table(labels, tissues, maps, erode=True).dropna(subset=["value"])
     keys = ["estimator", "tissue", "parameter"]
-    stats = table.groupby(keys, sort=False).value.agg(["mean", "std", "count"]).reset_index()
+    table = table.assign(outside=_out_of_range(table))
+    stats = (table.groupby(keys, sort=False).agg(mean=("value", "mean"), std=("value", "std"),
+                                                  count=("value", "count"), n_out_of_range=("outside", "sum"))
+             .reset_index())
     names = stats.parameter.unique()
     true = (roi_table(labels, tissues, {"truth": {k: truth[k] for k in names}}, erode=True)
             .groupby(["tissue", "parameter"]).value.median().rename("truth").reset_index())

@@ -21,5 +21,6 @@ with logged(sm.log[0]):
     table = pd.concat([agreement(pairs).assign(tissue="all"), agreement(pairs, ("estimator", "tissue", "parameter"))])
     print(table[table.tissue == "all"].to_string(index=False))
     write_csv(pairs, sm.output.pairs)
-    write_csv(table[["estimator", "tissue", "parameter", "median_rel_diff_pct", "median_abs_rel_diff_pct", "voxels"]],
+    write_csv(table[["estimator", "tissue", "parameter", "median_rel_diff_pct", "median_abs_rel_diff_pct", "voxels",
+                     "n_out_of_range"]],
               sm.output.table)
