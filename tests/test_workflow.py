@@ -35,7 +35,7 @@ def test_python_lint():
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.name)
 def test_dry_run(config, tmp_path):
-    if config.name == "mao2024.yaml" and not (REFERENCE / "mao_6pattern_control.mat").exists():
+    if config.name.startswith("mao2024") and not (REFERENCE / "mao_6pattern_control.mat").exists():
         pytest.skip("the six-pattern control (../shared/reference) is not available")
     run = _snakemake("-n", "--cores", "1", "--configfile", str(config), "--config", f"results={tmp_path}")
     assert run.returncode == 0, run.stdout + run.stderr
@@ -161,7 +161,42 @@ def test_tiny_end_to_end(tmp_path):
         np.testing.assert_array_equal(a[inside], b[inside])
     again = _snakemake("-n", *args)
     assert "Nothing to be done" in again.stdout + again.stderr
+    claims = pd.read_csv(out / "claims.csv")
+    assert {"crb_loss_near_one", "crb_grid_bias_below_mse", "networks_near_matching"} <= set(claims.claim)
+    assert set(claims.verdict) <= {"holds", "does not hold", "not tested"} and (out / "claims.png").exists()
+    _check_wild_network(exp, args)
     shutil.rmtree(out)
+
+
+def _wild(path):
+    """Make the network at ``path`` return what an unconstrained network may: m0s below 0, T1 far above its range,
+    T2f NaN (inf x 0) where one last hidden unit is inactive and +inf where it is active."""
+    import torch
+    from crbnet.estimator import NetworkEstimator
+
+    est = NetworkEstimator.load(path)
+    with torch.no_grad():
+        est.net.shift[0] -= 1.0
+        est.net.scale[1] *= 1e4
+        est.net.head.weight[2, 0] = float("inf")
+    est.save(path)
+
+
+def _check_wild_network(exp, args):
+    """Out-of-range and NaN estimates flow through every rule downstream of the network (evaluation, summary,
+    claims, maps with sqrt(CRB), NLLS started from it, tables, figures) without an exception, and are counted."""
+    _wild(exp / "models" / "mse.pt")
+    run = _snakemake(*args)
+    assert run.returncode == 0, run.stdout + run.stderr
+    with h5py.File(exp / "maps" / "tubes" / "estimates_mse.h5") as f:
+        estimates, sqrt_crb = f["estimates"][()], f["sqrt_crb"][()]
+        assert f.attrs["n_out_of_range"] > 0
+    negative = estimates[..., 0] < 0  # m0s
+    assert negative.any() and np.all(np.isnan(sqrt_crb[negative]))
+    summary = pd.read_csv(exp / "tables" / "summary.csv").set_index(["estimator", "parameter"])
+    assert summary.loc[("mse", "m0s"), "n_out_of_range"] > 0 and summary.loc[("crb", "m0s"), "n_out_of_range"] == 0
+    agreement = pd.read_csv(exp / "tables" / "nlls_agreement_tubes.csv")
+    assert agreement[agreement.estimator == "mse"].n_out_of_range.sum() > 0
 
 
 def _check_maps(folder, estimators, names, sqrt_crb):
