@@ -125,7 +125,13 @@ def test_estimators_and_figures_follow_the_configuration():
             "maps/p/desc-nlls_T1map.nii.gz", "maps/p/desc-truth_T1map.nii.gz", "maps/p/desc-crb_T1sqrtcrb.nii.gz",
             "figures/nlls_agreement_p.png", "figures/maps_p.png"} <= targets
     assert "maps/p/desc-mse_T1sqrtcrb.nii.gz" not in targets
-    assert exp.model_file("nlls") == f"models/{schema_default(*EXP, 'nlls', 'properties', 'init')}.pt"
+    assert schema_default(*EXP, "nlls", "properties", "init") == "prior" and exp.model_file("nlls") is None
+    plan = ex.Plan.from_config(rich)
+    assert plan.claims_runs() == {f"e/{e}/test": f"results/e/eval/{e}_test.csv" for e in ("crb", "matching")}
+    assert {"results/claims.csv", "results/claims.png"} <= set(plan.targets())
+    assert "results/claims.csv" not in ex.Plan.from_config(minimal()).targets()  # nothing evaluated: no claims
+    started = ex.Plan.from_config(minimal(nlls={"init": "crb"}, phantoms=rich["experiments"]["e"]["phantoms"]))["e"]
+    assert started.model_file("nlls") == "models/crb.pt"
     assert exp.figure_tables("loss_curves") == {"crb": "models/crb_history.csv"}  # networks only
     assert exp.figure_tables("bias_histograms") == {"crb": "eval/crb_test.csv", "matching": "eval/matching_test.csv"}
 
@@ -163,7 +169,7 @@ def test_registries_agree_with_the_schema_the_library_and_the_captions():
         node = node[key]
     assert tuple(node["training"]["properties"]["losses"]["propertyNames"]["enum"]) == ex.NETWORK_LOSSES
     assert set(ex.NETWORK_LOSSES) | {"matching", "nlls"} == set(ex.ESTIMATORS)
-    assert node["nlls"]["properties"]["init"]["enum"] == list(ex.NETWORK_LOSSES)
+    assert node["nlls"]["properties"]["init"]["enum"] == ["prior", *ex.NETWORK_LOSSES]
     for figure in [*ex.FIGURES, *ex.IMAGE_FIGURES]:
         assert (ROOT / "workflow/report" / f"{figure}.rst").is_file(), figure
     # library defaults that the workflow's schema restates must agree with it
