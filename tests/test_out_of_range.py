@@ -133,3 +133,12 @@ def test_summary_counts_nan_and_out_of_range_monte_carlo_estimates():
     assert s.crb_loss == pytest.approx(2.0) and np.isfinite(s.spread_ratio)
     head = headline_table({}, {"mse": table})
     assert head.set_index("parameter").loc["all", "n_out_of_range"] == 6
+
+
+def test_summary_of_an_estimator_whose_every_estimate_is_nan():
+    table = pd.DataFrame({"fingerprint": np.arange(5), "parameter": "T2f", "unit": "s", "snr": 50.0,
+                          "true": np.linspace(0.05, 0.1, 5), "mean": np.nan, "bias": np.nan, "variance": np.nan,
+                          "crb": 1e-4, "crb_domain": "coefficients", "out_of_range": 100})
+    s = summarize(table).iloc[0]
+    assert s.n == 0 and s.n_undefined == 5 and s.n_out_of_range == 500
+    assert np.isnan([s.crb_loss, s.crb_loss_lo, s.spread_ratio]).all()

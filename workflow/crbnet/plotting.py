@@ -573,7 +573,8 @@ def plot_agreement(pairs: pd.DataFrame, reference: str = "nlls") -> plt.Figure:
         scale, unit = _display(name)
         rows = pairs[pairs.parameter == name]
         both = np.r_[rows.reference, rows.value] * scale
-        lo, hi = np.nanmin(both), np.nanmax(both)
+        both = both[np.isfinite(both)]  # NaN and infinite estimates are not drawn
+        lo, hi = (both.min(), both.max()) if len(both) else (0.0, 1.0)
         log = lo > 0 and hi > 10 * lo  # e.g. T2f of tissue and of CSF or the bath
         lo, hi = (lo / 1.1, hi * 1.1) if log else (lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo))
         for j, source in enumerate(sources):

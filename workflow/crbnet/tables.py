@@ -29,6 +29,8 @@ def bootstrap_interval(values: np.ndarray, statistic, rng: np.random.Generator, 
 def _spread_ratio(mean: np.ndarray, true: np.ndarray) -> float:
     """Std over fingerprints of the mean estimates over that of the true values: near 0 when the estimator
     returns about the same value whatever the truth (a collapsed output), 1 when it follows the truth's spread."""
+    if len(true) < 2:  # nothing to spread (every mean estimate NaN)
+        return np.nan
     spread = np.std(true)
     return float(np.std(mean) / spread) if spread > 1e-9 * np.abs(true).max() else np.nan  # constant: float noise
 
