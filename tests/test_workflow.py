@@ -290,13 +290,13 @@ def test_between_workflow_cache(tmp_path):
 
 
 def test_readme_worked_example_dry_runs(tmp_path):
-    """The worked example runs out of the box: the published control ships with the project."""
+    """The worked example runs out of the box: our parametric pattern ships with the project."""
     readme = (ROOT / "README.md").read_text()
     block = readme.split("```yaml\n# my.yaml", 1)[1].split("\n", 1)[1].split("```", 1)[0]
     (tmp_path / "my.yaml").write_text(block)
     run = _snakemake("-n", "--cores", "1", "--configfile", str(tmp_path / "my.yaml"), "--config", f"results={tmp_path}")
     assert run.returncode == 0, run.stdout + run.stderr
-    assert "published" in run.stdout and "/default/" not in run.stdout  # only the example's experiment
+    assert "parametric" in run.stdout and "/default/" not in run.stdout  # only the example's experiment
 
 
 def test_profiles_name_only_rules_that_exist():
