@@ -46,7 +46,11 @@ def test_measured_figures_and_verdicts_against_closed_forms(evidence):
     ratio = _row(table, "crb_grid_bias_below_mse", experiment="qmt")
     assert ratio.measured == pytest.approx(3.0) and ratio.lo == pytest.approx(3.0) and ratio.verdict == "holds"
     assert ratio.paper_value.startswith("2.7")
-    assert _row(table, "mse_variance_below_crb", experiment="qmt").measured == pytest.approx(0.3)
+    # the MSE network: bias^2 / CRB ~ chi2(1) (mean 1 over the draws) against a variance part of 0.3
+    dominated = _row(table, "mse_loss_bias_dominated", experiment="qmt")
+    shrunk = evidence["qmt"].test["mse"]
+    assert dominated.measured == pytest.approx(((shrunk.bias**2 - shrunk.variance) / shrunk.crb).mean())
+    assert dominated.lo > 0 and dominated.verdict == "holds"
     lowers = _row(table, "bias_reduced_lowers_bias", experiment="mao")
     assert lowers.measured == pytest.approx(0.16 - 0.64) and lowers.hi < 0 and lowers.verdict == "holds"
     towards = _row(table, "bias_reduced_variance_towards_crb", experiment="mao")
@@ -65,8 +69,16 @@ def test_a_claim_that_fails_and_one_that_nothing_tests():
     assert _row(table, "crb_loss_near_one").verdict == "does not hold"
     assert _row(table, "bias_reduced_lowers_bias").verdict == "does not hold"  # more bias, not less
     untested = table[table.verdict == "not tested"]
-    assert set(untested.claim) == {"crb_grid_bias_below_mse", "mse_variance_below_crb", "networks_near_matching"}
+    assert set(untested.claim) == {"crb_grid_bias_below_mse", "mse_loss_bias_dominated", "networks_near_matching"}
     assert set(table.claim) == {c.name for c in CLAIMS}
+
+
+def test_an_unbiased_mse_network_is_not_bias_dominated():
+    n = 300
+    crb = np.linspace(0.5, 2.0, n)
+    unbiased = _table(np.full(n, 0.1) * np.sqrt(crb), crb.copy(), crb)  # bias part 0.01, variance part 1
+    row = _row(claims_table({"e": Evidence({"mse": unbiased})}), "mse_loss_bias_dominated")
+    assert row.measured == pytest.approx(0.01 - 1.0) and row.verdict == "does not hold"
 
 
 def test_undefined_bounds_and_nan_estimates_are_left_out_of_the_pairs():

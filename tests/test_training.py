@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from conftest import toy_examples
-from crbnet.training import HISTORY_COLUMNS, TrainConfig, build_estimator, train, warm_start
+from crbnet.training import HISTORY_COLUMNS, TrainConfig, build_estimator, loss_terms, train, warm_start
 
 CPU = torch.device("cpu")
 
@@ -164,10 +164,25 @@ def test_bias_reduced_warm_start(sets, tmp_path):
     ({"noise": {"snr": [10]}}, "snr must be a pair"),
     ({"noise": {"snr": [10, 50], "phase": 1}}, "phase must be a pair"),
     ({"precision": "fp16"}, "precision must be auto, fp32 or bf16"),
+    ({"mse_scale": "relative"}, "mse_scale must be std or si"),
 ])
 def test_config_errors(cfg, match):
     with pytest.raises(ValueError, match=match):
         TrainConfig.from_mapping(cfg)
+
+
+def test_mse_loss_in_si_units_or_over_the_std():
+    """Zhang's MSE (their code: squared errors in SI units, T1 in s dominating) against the std-scaled one."""
+    estimate = torch.tensor([[0.10, 1.0, 0.05], [0.20, 2.0, 0.10]], dtype=torch.float64)
+    truth = torch.tensor([[0.12, 1.5, 0.08], [0.16, 1.8, 0.07]], dtype=torch.float64)
+    scale = torch.tensor([0.08, 0.8, 0.2], dtype=torch.float64)
+    crb = torch.ones_like(truth)
+    error2 = torch.tensor([[0.02**2, 0.5**2, 0.03**2], [0.04**2, 0.2**2, 0.03**2]], dtype=torch.float64)
+    si = loss_terms(_config(loss="mse", mse_scale="si"), estimate, truth, crb, scale)
+    std = loss_terms(_config(loss="mse"), estimate, truth, crb, scale)
+    assert torch.allclose(si, error2.mean(0)) and torch.allclose(std, error2.mean(0) / scale**2)
+    assert torch.allclose(loss_terms(_config(loss="crb", mse_scale="si"), estimate, truth, 2 * crb, scale),
+                          error2.mean(0) / 2)
 
 
 def test_non_identifiable_examples_are_refused(sets):

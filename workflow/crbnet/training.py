@@ -39,7 +39,10 @@ class TrainConfig:
     under bfloat16 autocast (mixed precision) where the hardware has bf16, fp32 with a warning elsewhere; ``auto``
     picks bf16 where native; losses, CRBs and the optimizer stay in float32/64 (runtime.resolve_precision).
     ``train_fingerprints`` trains on the first N fingerprints of the training split (learning curves);
-    ``balance='running_mean'`` divides each parameter's loss term by its running mean (losses.RunningBalance)."""
+    ``balance='running_mean'`` divides each parameter's loss term by its running mean (losses.RunningBalance).
+    ``mse_scale`` weighs the MSE loss's squared errors: ``std`` over each parameter's training-set std, ``si`` in the
+    parameters' SI units as Zhang's code (T1 in s dominates m0s and T2f); the logged ``train_mse``/``val_mse`` are
+    std-scaled either way."""
 
     loss: str = "crb"
     estimate: tuple[str, ...] = ("m0s", "T1", "T2f")
@@ -61,6 +64,7 @@ class TrainConfig:
     precision: str = "fp32"
     train_fingerprints: int | None = None
     balance: str = "none"
+    mse_scale: str = "std"
 
     @classmethod
     def from_mapping(cls, cfg: Mapping) -> TrainConfig:
@@ -76,6 +80,8 @@ class TrainConfig:
             raise ValueError(f"precision must be auto, fp32 or bf16, got '{config.precision}'")
         if config.balance not in ("none", "running_mean"):
             raise ValueError(f"balance must be none or running_mean, got '{config.balance}'")
+        if config.mse_scale not in ("std", "si"):
+            raise ValueError(f"mse_scale must be std or si, got '{config.mse_scale}'")
         if config.loss not in losses.LOSSES:
             raise ValueError(f"unknown loss '{config.loss}'; choose one of {', '.join(losses.LOSSES)}")
         NoiseModel.from_config(config.noise)
@@ -146,6 +152,14 @@ def _validation(net: ResidualMLP, x: torch.Tensor, truth: torch.Tensor, crb: tor
     return (losses.mse(est, truth, net.scale.double()).item(), losses.crb_weighted(est, truth, crb).item())
 
 
+def loss_terms(cfg: TrainConfig, estimate: torch.Tensor, truth: torch.Tensor, crb: torch.Tensor,
+               scale: torch.Tensor) -> torch.Tensor:
+    """Per-parameter terms (Pe,) of the MSE or CRB loss of a batch (B, Pe); ``scale`` the training set's std."""
+    if cfg.loss == "crb":
+        return losses.crb_weighted(estimate, truth, crb, terms=True)
+    return losses.mse(estimate, truth, scale if cfg.mse_scale == "std" else torch.ones_like(scale), terms=True)
+
+
 def _epoch(net: ResidualMLP, opt: torch.optim.Optimizer, train: FingerprintSet, cfg: TrainConfig, noise: NoiseModel,
            epoch: int, balance: losses.RunningBalance | None = None) -> dict[str, float]:
     """One pass over the training set with this epoch's M0, noise and shuffling; sample-weighted means. With
@@ -175,8 +189,7 @@ def _epoch(net: ResidualMLP, opt: torch.optim.Optimizer, train: FingerprintSet, 
             with autocast:
                 out = net(x[rows])
             est = out.double()
-            terms = (losses.mse(est, truth, scale, terms=True) if cfg.loss == "mse"
-                     else losses.crb_weighted(est, truth, crb_b, terms=True))
+            terms = loss_terms(cfg, est, truth, crb_b, scale)
         objective = terms.mean() if balance is None else balance(terms)
         opt.zero_grad(set_to_none=True)
         objective.backward()
