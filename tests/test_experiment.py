@@ -68,6 +68,21 @@ def test_schema_violations_name_the_key(change, phrase):
         ex.Plan.from_config(config)
 
 
+def test_every_schema_violation_is_named_at_once_and_numbers_read_as_text_get_the_fix():
+    config = minimal()
+    e = config["experiments"]["e"]
+    e["datasets"]["train"]["n"] = 0
+    e["colour"] = "red"
+    e["training"]["lr"] = "3e-4"  # what a YAML 1.1 reader (Snakemake's) makes of 3e-4
+    with pytest.raises(ex.ConfigError) as err:
+        ex.Plan.from_config(config)
+    message = str(err.value)
+    assert message.startswith("config: 3 error(s): ") and "\n" not in message
+    for phrase in ("experiments/e/datasets/train/n: 0 is less than the minimum of 1", "'colour' was unexpected",
+                   "experiments/e/training/lr: '3e-4' is not of type 'number' (a number read as text"):
+        assert phrase in message
+
+
 def test_per_loss_overrides_win_and_workflow_keys_stay_out():
     config = minimal()
     config["experiments"]["e"]["training"].update(epochs=7, batch_size=32, lr=0.5)

@@ -90,6 +90,9 @@ BAD = {
     "crushed beyond": ("kind: hybrid_state_qmt\nTR: 3.5e-3\ncrushed: [9]\npatterns: [{file: p.npz}]\n", "beyond the 4 pulses"),
     "rows beyond": ("kind: hybrid_state_qmt\nTR: 3.5e-3\npatterns: [{file: p.npz, rows: [3]}]\n", "holds 1 pattern"),
     "NaN": ("kind: hybrid_state_qmt\nTR: 3.5e-3\npatterns: [{file: nan.npz}]\n", "finite"),
+    "NaN in the YAML": ("kind: mrf_fisp\nflip_angle: [0.1, .nan]\nTR: 0.012\nTE: 0.002\n",
+                        "flip_angle/1: nan is not a finite number"),
+    "two mistakes": ("kind: hybrid_state_qmt\nTR: -1\nTE: 1\npatterns: [{file: p.npz}]\n", "('TE' was unexpected); TR: -1 is less than"),
     "length mismatch": ("kind: hybrid_state_qmt\nTR: 3.5e-3\npatterns: [{file: short.npz}]\n", "differ in shape"),
     "knots not increasing": ("kind: hybrid_state_qmt\nTR: 3.5e-3\npatterns:\n  - parametric: {n_pulses: 10, "
                              "alpha_deg: [[0.1, 5], [0.0, 10]], TRF_us: [[0, 300], [1, 300]]}\n", "increase strictly"),
@@ -112,6 +115,18 @@ def test_bad_sequences_are_rejected_with_a_clear_message(tmp_path, label):
         load_sequence(path)
     message = str(err.value)
     assert phrase in message and "\n" not in message and str(path) in message
+
+
+def test_numbers_as_yaml_1_2_reads_them(tmp_path):
+    """``3.5e-3`` and ``35e-4`` are the same number (PyYAML's YAML 1.1 read the second as text)."""
+    np.savez(tmp_path / "p.npz", alpha=np.array([np.pi, 0.2, 0.3, 0.4]), TRF=np.full(4, 3e-4))
+    dotted = load_sequence(_write(tmp_path, "kind: hybrid_state_qmt\nTR: 3.5e-3\npatterns: [{file: p.npz}]\n"))
+    (tmp_path / "b").mkdir()
+    np.savez(tmp_path / "b" / "p.npz", alpha=np.array([np.pi, 0.2, 0.3, 0.4]), TRF=np.full(4, 3e-4))
+    bare = load_sequence(_write(tmp_path / "b", "kind: hybrid_state_qmt\nTR: 35e-4\npatterns: [{file: p.npz}]\n"))
+    assert bare.TR == dotted.TR == pytest.approx(3.5e-3) and bare.sha256 == dotted.sha256
+    fisp = load_sequence(_write(tmp_path, "kind: mrf_fisp\nflip_angle: [1e-1, 2E-1]\nTR: 12e-3\nTE: 2e-3\n"))
+    np.testing.assert_allclose(fisp.flip_angle, [0.1, 0.2])
 
 
 def test_missing_sequence_file(tmp_path):

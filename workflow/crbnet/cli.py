@@ -22,6 +22,7 @@ from crbnet.design import TISSUES, DesignError, DesignProblem, crb_table, optimi
 from crbnet.estimator import ModelError, load_estimator
 from crbnet.io.atomic import write_csv
 from crbnet.io.voxels import DataError, read_voxels, write_estimates
+from crbnet.io import yamlfile
 from crbnet.maps import estimate_voxels
 from crbnet.parameters import (ParameterError, Parameterization, ParameterSpace, get_parameterization,
                                infer_parameterization, parameter)
@@ -134,7 +135,7 @@ def _prior_space(text: str) -> ParameterSpace:
     if not sep or not Path(path).is_file():  # no experiment named (a path may hold ':')
         path, name = text, ""
     try:
-        cfg = yaml.safe_load(Path(path).read_text())
+        cfg = yamlfile.load(Path(path).read_text())
     except (OSError, yaml.YAMLError) as err:
         raise UsageError(f"--prior {path}: {err}") from None
     if name:

@@ -16,6 +16,8 @@ from importlib import resources
 import jsonschema
 import yaml
 
+from crbnet.io.yamlfile import schema_message
+
 SCHEMA_FILE = resources.files("crbnet") / "schemas" / "config.schema.yaml"
 SHARED_DATA_KEYS = ("sequence", "parameter_space", "datasets", "basis")
 
@@ -49,16 +51,15 @@ def _filling_validator() -> type:
 def with_defaults(config: Mapping, fragment: str | None = None) -> dict:
     """A deep copy of ``config`` checked against the schema (or its ``$defs``/property ``fragment``, a JSON pointer
     such as ``/properties/experiments/additionalProperties/properties/basis``) with every default filled in. A
-    ConfigError names the offending key."""
+    ConfigError names every offending key at once."""
     full = part = schema()
     for key in fragment.strip("/").split("/") if fragment else ():
         part = part[key]
     part = {**part, "$defs": full["$defs"]}
     out = copy.deepcopy(dict(config))
-    errors = sorted(_filling_validator()(part).iter_errors(out), key=lambda e: list(e.absolute_path))
+    errors = sorted(_filling_validator()(part).iter_errors(out), key=lambda e: list(map(str, e.absolute_path)))
     if errors:
-        where = "/".join(map(str, errors[0].absolute_path)) or "(top level)"
-        raise ConfigError(f"config {where}: {errors[0].message}")
+        raise ConfigError(f"config: {len(errors)} error(s): " + "; ".join(map(schema_message, errors)))
     return out
 
 

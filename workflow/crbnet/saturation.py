@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from crbnet.io.atomic import atomic_path
 
 _ZETA0 = 1.0 / np.sqrt(3.0)  # magic angle: 3 zeta^2 - 1 = 0
 
@@ -186,10 +187,8 @@ def rho_table() -> np.ndarray:
         if table.shape == (N_TAU, N_NUTATION) and np.all(np.isfinite(table)):
             return table
     table = compute_rho_table()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".npy", delete=False) as tmp:
+    with atomic_path(path) as tmp:
         np.save(tmp, table)
-    os.replace(tmp.name, path)
     return table
 
 

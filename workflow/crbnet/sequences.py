@@ -15,6 +15,8 @@ import pandas as pd
 import yaml
 from scipy.interpolate import PchipInterpolator
 
+from crbnet.io import yamlfile
+
 # Hard limits of the simulator (the R2sl table covers TRF/T2s in [0.5, 1000] for T2s in [1, 100] us).
 TRF_RANGE = (50e-6, 1e-3)  # s
 ALPHA_MAX = np.pi  # rad
@@ -98,7 +100,7 @@ def load_sequence(path: str | Path) -> QMTSequence | FISPSequence:
     if not path.is_file():
         raise SequenceError(f"{path}: sequence file not found")
     try:
-        spec = yaml.safe_load(path.read_text())
+        spec = yamlfile.load(path.read_text())
     except yaml.YAMLError as err:
         raise SequenceError(f"{path}: malformed YAML ({str(err).splitlines()[0]})") from None
     if not isinstance(spec, dict):
@@ -108,12 +110,13 @@ def load_sequence(path: str | Path) -> QMTSequence | FISPSequence:
 
 def sequence_from_dict(spec: dict, base: Path, source: str = "<dict>") -> QMTSequence | FISPSequence:
     """Build a sequence from an already parsed mapping (see the schema for the keys)."""
+    bad = [f"{'/'.join(map(str, where))}: {value} is not a finite number"
+           for where, value in yamlfile.non_finite(spec)]
     validator = jsonschema.Draft202012Validator(_schema())
-    errors = sorted(validator.iter_errors(spec), key=lambda e: len(e.path))
+    errors = bad or [yamlfile.schema_message(e) for e in sorted(validator.iter_errors(spec),
+                                                                 key=lambda e: list(map(str, e.absolute_path)))]
     if errors:
-        err = jsonschema.exceptions.best_match(errors)
-        where = "/".join(str(p) for p in err.absolute_path) or "top level"
-        raise SequenceError(f"{source}: {where}: {err.message}")
+        raise SequenceError(f"{source}: " + "; ".join(errors))
     if spec["kind"] == "mrf_fisp":
         return _fisp(spec, base, source)
     crushed = spec.get("crushed", "auto")

@@ -1,4 +1,6 @@
-"""Atomic writes: a temporary sibling file that replaces the target only once it is complete."""
+"""Atomic writes: a temporary sibling file that replaces the target only once it is complete, with the mode that
+the process's umask gives a new file (mkstemp's own 0600 would hide outputs and the shared cache from other
+users)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,12 @@ import h5py
 import pandas as pd
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; it replaces ``path`` only if the block finishes without error."""
@@ -21,6 +29,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
