@@ -8,7 +8,8 @@ damping factor per voxel (divided by 10 after a step that lowers the cost, multi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import itertools
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -17,17 +18,20 @@ from crbnet.basis import Basis
 from crbnet.parameters import ParameterSpace, in_range, parameter
 
 
+
 class NLLSEstimator:
     """NLLS, a ``crbnet.estimator.Estimator``.
 
     ``fit`` are the parameters varied (default: all of the model's parameterization), the others stay at the prior
     means of ``space``; ``names`` those reported. Starting values come from ``init`` (an estimator whose outputs
-    seed the parameters it names, e.g. a trained network) or the prior means. At most ``iterations`` steps; a voxel
-    stops early once a step lowers its cost by less than the fraction ``ftol``."""
+    seed the parameters it names, e.g. a trained network) or the prior means; ``candidates`` {name: values} are
+    tried for parameters that ``init`` does not give, every combination, and each voxel starts from the one whose
+    model fits its data best (signals only, M0 in closed form). At most ``iterations`` steps; a voxel stops early
+    once a step lowers its cost by less than the fraction ``ftol``."""
 
     def __init__(self, signal_model, basis: Basis, space: ParameterSpace, names: Sequence[str],
                  fit: Sequence[str] | None = None, init=None, iterations: int = 20, batch: int | None = None,
-                 ftol: float = 1e-8) -> None:
+                 ftol: float = 1e-8, candidates: Mapping[str, Sequence[float]] | None = None) -> None:
         self.signal_model, self.basis, self.space, self.init = signal_model, basis, space, init
         self.names = tuple(names)
         self.units = tuple(parameter(n).unit for n in self.names)
@@ -36,6 +40,10 @@ class NLLSEstimator:
         if missing:
             raise ValueError(f"cannot report {', '.join(missing)}: not in {signal_model.parameterization.name}")
         self.iterations, self.ftol = iterations, ftol
+        self.candidates = {k: np.asarray(v, dtype=np.float64) for k, v in (candidates or {}).items()}
+        unknown = sorted(set(self.candidates) - set(signal_model.parameterization.names))
+        if unknown:
+            raise ValueError(f"candidates for {', '.join(unknown)}: not in {signal_model.parameterization.name}")
         self.batch = batch or max(1, signal_model.chunk_entries // (1 + len(self.fit)))  # voxels fitted together
         bounds = {k: (p.lower, p.upper) for k, p in space.priors.items()}
         self.lower, self.upper = (torch.tensor([bounds.get(k, (-np.inf, np.inf))[i] for k in self.fit],
@@ -58,7 +66,33 @@ class NLLSEstimator:
             values |= {k: np.where(ok, v, values[k]) for k, v in given.items()}
         for i, k in enumerate(self.fit):
             values[k] = np.clip(values[k], self.lower[i].item(), self.upper[i].item())
-        return values
+        searched = [k for k in self.candidates if self.init is None or k not in self.init.names]
+        return self._best_candidates(data, values, searched) if searched else values
+
+    def _best_candidates(self, data: np.ndarray, values: dict[str, np.ndarray], searched: list[str]
+                         ) -> dict[str, np.ndarray]:
+        """``values`` with the ``searched`` parameters set, per voxel, to the combination of candidates whose
+        coefficients fit the data with the least cost."""
+        device = self.signal_model.device
+        y_all = torch.as_tensor(self.basis.as_coefficients(np.asarray(data)), dtype=torch.complex128, device=device)
+        out = {k: v.copy() for k, v in values.items()}
+        combos = list(itertools.product(*(self.candidates[k] for k in searched)))
+        for i in range(0, len(y_all), self.batch):
+            rows = slice(i, i + self.batch)
+            y = y_all[rows]
+            base = {k: torch.as_tensor(v[rows], dtype=torch.float64, device=device) for k, v in values.items()}
+            best = torch.full((len(y),), torch.inf, dtype=torch.float64, device=device)
+            pick = torch.zeros(len(y), dtype=torch.long, device=device)
+            for j, combo in enumerate(combos):
+                trial = base | {k: torch.full_like(best, c) for k, c in zip(searched, combo)}
+                c, _ = self._coefficients(trial, torch.stack([trial[k] for k in self.fit], dim=1), False)
+                cost = ((y - self._m0(c, y)[:, None] * c).abs() ** 2).sum(1)
+                better = cost < best
+                best, pick = torch.where(better, cost, best), torch.where(better, j, pick)
+            chosen = np.asarray(combos)[pick.cpu().numpy()]
+            for m, k in enumerate(searched):
+                out[k][rows] = chosen[:, m]
+        return out
 
     def _coefficients(self, values: dict[str, torch.Tensor], theta: torch.Tensor, jacobian: bool
                       ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -125,3 +159,17 @@ class NLLSEstimator:
             fitted = values | {k: theta[:, j] for j, k in enumerate(self.fit)}
             out[rows] = torch.stack([fitted[k] for k in self.names], dim=1).cpu().numpy()
         return out
+
+
+class RefinedEstimator(NLLSEstimator):
+    """Any estimator's estimates refined by at most ``steps`` damped Gauss-Newton (Levenberg-Marquardt) steps of the
+    full model on the coefficients the start saw: every parameter of the parameterization free within the prior's
+    range, complex M0 in closed form. The start gives the parameters it names; the others start from the best of
+    their ``candidates`` (e.g. omega0 over its range) or the prior means. Reports the start's parameters; costs
+    at most ``steps`` + 1 Jacobians per voxel (one per accepted step) and a signal per trial step and candidate."""
+
+    def __init__(self, start, signal_model, space: ParameterSpace, steps: int = 2,
+                 candidates: Mapping[str, Sequence[float]] | None = None, batch: int | None = None) -> None:
+        super().__init__(signal_model, start.basis, space, start.names, init=start, iterations=steps, batch=batch,
+                         candidates=candidates)
+        self.steps = steps
