@@ -142,3 +142,47 @@ def test_summary_of_an_estimator_whose_every_estimate_is_nan():
     s = summarize(table).iloc[0]
     assert s.n == 0 and s.n_undefined == 5 and s.n_out_of_range == 500
     assert np.isnan([s.crb_loss, s.crb_loss_lo, s.spread_ratio]).all()
+
+
+def _sequence_file(tmp_path, signal_model):
+    p = signal_model.sequence.patterns[0]
+    np.savez(tmp_path / "p.npz", alpha=p.alpha, TRF=p.TRF)
+    (tmp_path / "s.yaml").write_text(f"kind: hybrid_state_qmt\nTR: {signal_model.sequence.TR!r}\n"
+                                     "crushed: [1]\npatterns: [{file: p.npz}]\n")
+    (tmp_path / "prior.yaml").write_text(
+        "parameterization: apparent_t1\nparameters:\n"
+        "  m0s: {dist: uniform, lower: 0.0, upper: 0.4}\n  T1: {dist: uniform, lower: 0.3, upper: 3.0}\n"
+        "  T2f: {dist: uniform, lower: 0.01, upper: 0.3}\n  Rx: 20.0\n  T2s: 12e-6\n"
+        "  omega0: {dist: uniform, lower: -300.0, upper: 300.0}\n  B1: 1.0\n")
+    return tmp_path / "s.yaml", tmp_path / "prior.yaml"
+
+
+def test_cli_fit_refines_even_a_wild_network_from_the_prior_means(qmt, tmp_path, capsys):
+    signal_model, basis = qmt
+    sequence, prior = _sequence_file(tmp_path, signal_model)
+    from crbnet.sequences import load_sequence
+
+    basis = svd_basis([signal_model.signal(SPACE.sample(64, 0)).numpy()], 8, load_sequence(sequence).sha256)
+    _wild_network(basis).save(tmp_path / "wild.pt")
+    truth = {k: np.full(4, v) for k, v in SPACE.centre().items()} | {"m0s": np.array([0.1, 0.15, 0.2, 0.25]),
+                                                                    "omega0": np.array([-200.0, 0.0, 100.0, 250.0])}
+    np.save(tmp_path / "c.npy", basis.project(signal_model.signal(truth).numpy()))
+    base = ["fit", "--model", str(tmp_path / "wild.pt"), "--data", str(tmp_path / "c.npy"), "--out",
+            str(tmp_path / "e.h5")]
+    assert main([*base, "--refine", "3", "--sequence", str(sequence), "--prior", str(prior),
+                 "--candidates", "omega0=6"]) == 0
+    import h5py
+
+    with h5py.File(tmp_path / "e.h5") as f:
+        e, steps = f["estimates"][()], f["estimates"].attrs["refine_steps"]
+    assert steps == 3 and np.isfinite(e).all()
+    assert in_range({k: e[:, i] for i, k in enumerate(NAMES)}).all()  # the wild starts were replaced, then refined
+    for extra, phrase in [([], "--refine needs --sequence"),
+                          (["--sequence", str(sequence), "--prior", str(prior), "--candidates", "w0=4"],
+                           "--candidates: candidates for w0"),
+                          (["--sequence", str(sequence), "--prior", str(prior), "--candidates", "omega0"],
+                           "expects NAME=COUNT")]:
+        capsys.readouterr()
+        assert main([*base, "--refine", "2", *extra]) == 2
+        err = capsys.readouterr().err.strip()
+        assert phrase in err and "\n" not in err

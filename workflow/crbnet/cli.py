@@ -20,6 +20,7 @@ from crbnet.basis import BasisError
 from crbnet.crb import scale_crb, unit_crb
 from crbnet.design import TISSUES, DesignError, DesignProblem, crb_table, optimize, write_design
 from crbnet.estimator import ModelError, load_estimator
+from crbnet.fitting import RefinedEstimator, spread_candidates
 from crbnet.io.atomic import write_csv
 from crbnet.io.voxels import DataError, read_voxels, write_estimates
 from crbnet.io import yamlfile
@@ -114,9 +115,38 @@ def _fit(args: argparse.Namespace) -> None:
     estimator = load_estimator(args.model)
     data = read_voxels(args.data, args.mask)
     device = pick_device(args.device, gpus=1)
+    if args.refine is not None:
+        estimator = _refined(estimator, args, device)
     estimates = estimate_voxels(estimator, data, batch=args.batch, precision=args.precision, device=device)
     write_estimates(args.out, estimates, list(estimator.names), list(estimator.units), data,
-                    {"model": str(args.model), "precision": args.precision})
+                    {"model": str(args.model), "precision": args.precision}
+                    | ({} if args.refine is None else {"refine_steps": args.refine}))
+
+
+def _refined(start, args: argparse.Namespace, device) -> RefinedEstimator:
+    """``crbnet fit --refine K``: the model's estimates refined by K Gauss-Newton steps of the full model."""
+    if args.refine < 0:
+        raise UsageError(f"--refine must be >= 0 steps, got {args.refine}")
+    if not (args.sequence and args.prior):
+        raise UsageError("--refine needs --sequence (the model's sequence) and --prior (its parameter ranges)")
+    sequence = load_sequence(args.sequence)
+    if sequence.sha256 != start.basis.sequence_sha256:
+        raise UsageError(f"--sequence {args.sequence} is not the sequence the model {args.model} was trained on")
+    space = _prior_space(args.prior)
+    counts = dict(_count(c) for c in args.candidates)
+    try:
+        candidates = spread_candidates(space, counts)
+    except ValueError as err:
+        raise UsageError(f"--candidates: {err}") from None
+    return RefinedEstimator(start, signal_model_for(sequence, space.parameterization, device), space, args.refine,
+                            candidates)
+
+
+def _count(text: str) -> tuple[str, int]:
+    name, sep, value = text.partition("=")
+    if not sep or not value.isdigit():
+        raise UsageError(f"--candidates expects NAME=COUNT, got '{text}'")
+    return name, int(value)
 
 
 def _tissue(text: str, number: int) -> tuple[str, dict[str, float]]:
@@ -256,6 +286,16 @@ def build_parser() -> argparse.ArgumentParser:
                      help="network arithmetic; bf16 only where the hardware has it (auto: bf16 there, else fp32)")
     fit.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                      help="where the network runs (auto: the GPU when usable; cuda without one: exit 2)")
+    fit.add_argument("--refine", type=int, metavar="K",
+                     help="refine the estimates by at most K damped Gauss-Newton steps of the full model (every "
+                          "parameter free within the prior's range; needs --sequence and --prior)")
+    fit.add_argument("--sequence", help="with --refine: the sequence YAML the model was trained on")
+    fit.add_argument("--prior", metavar="SPACE.yaml|CONFIG.yaml:EXPERIMENT",
+                     help="with --refine: the parameter space (ranges and the means that start what the model "
+                          "does not estimate)")
+    fit.add_argument("--candidates", action="append", default=[], metavar="NAME=COUNT",
+                     help="with --refine: start NAME, which the model does not estimate, from the best of COUNT "
+                          "values spread over its range (e.g. omega0=8)")
     fit.set_defaults(run=_fit)
     design = sub.add_parser("design", help="CRB-optimal hybrid-state pattern (flip angles and pulse durations)")
     design.add_argument("--sequence", required=True, help="start sequence YAML (hybrid_state_qmt)")

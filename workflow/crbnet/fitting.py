@@ -161,6 +161,21 @@ class NLLSEstimator:
         return out
 
 
+def spread_candidates(space: ParameterSpace, counts: Mapping[str, int]) -> dict[str, np.ndarray]:
+    """{name: the centres of ``counts[name]`` equal bins of the prior's range}: starting candidates that leave no
+    value further than half a bin from one (omega0 over +-2 pi/TR: 8 bins put every value within pi/(4 TR))."""
+    unknown = sorted(set(counts) - set(space.priors))
+    if unknown:
+        raise ValueError(f"candidates for {', '.join(unknown)}: no prior with a range in the parameter space")
+    out = {}
+    for name, n in counts.items():
+        if n < 1:
+            raise ValueError(f"candidates for {name}: need at least 1, got {n}")
+        lo, hi = space.priors[name].lower, space.priors[name].upper
+        out[name] = lo + (np.arange(n) + 0.5) * (hi - lo) / n
+    return out
+
+
 class RefinedEstimator(NLLSEstimator):
     """Any estimator's estimates refined by at most ``steps`` damped Gauss-Newton (Levenberg-Marquardt) steps of the
     full model on the coefficients the start saw: every parameter of the parameterization free within the prior's
