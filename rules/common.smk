@@ -120,6 +120,11 @@ def training_config(wildcards):
     return as_json(experiment(wildcards).training_config(wildcards.loss))
 
 
+def refined_settings(wildcards):
+    """The refined estimator's settings for its own jobs, {} for the others (so that they only rerun it)."""
+    return experiment(wildcards)["refined"] if wildcards.estimator == "refined" else {}
+
+
 def model_file(wildcards):
     """The estimator's file; for NLLS from the prior means, the basis."""
     relative = experiment(wildcards).model_file(wildcards.estimator)

@@ -1,16 +1,20 @@
 rule evaluate:
-    """Monte-Carlo bias and variance per fingerprint of one split at the evaluation SNR, for a trained network or
-    dictionary matching."""
+    """Monte-Carlo bias and variance per fingerprint of one split at the evaluation SNR, for a trained network,
+    dictionary matching or the refined estimator (on its own number of fingerprints and draws)."""
     input:
         model=model_file,
         dataset=lambda wc: data_file(wc, wc.split),
+        sequence=sequence_file,
     output:
         table=f"{RESULTS}/{{experiment}}/eval/{{estimator}}_{{split}}.csv",
     params:
         snrs=lambda wc: [experiment(wc).evaluation["snr"]],
-        realizations=setting("evaluation", "realizations"),
+        realizations=lambda wc: experiment(wc).evaluation_size(wc.estimator)[0],
         seed=setting("evaluation", "seed"),
-        fingerprints=lambda wc: experiment(wc).evaluation.get("fingerprints"),  # absent: all
+        fingerprints=lambda wc: experiment(wc).evaluation_size(wc.estimator)[1],  # None: all
+        refined=refined_settings,
+        space=json_setting("parameter_space"),
+        device=PLAN.device,
     log:
         f"{RESULTS}/{{experiment}}/logs/evaluate_{{estimator}}_{{split}}.log",
     benchmark:
@@ -38,6 +42,7 @@ rule snr_sweep:
         realizations=setting("evaluation", "snr_sweep", "realizations"),
         seed=setting("evaluation", "seed"),
         fingerprints=lambda wc: experiment(wc).evaluation["snr_sweep"].get("fingerprints"),  # absent: all
+        refined={},  # not swept
     log:
         f"{RESULTS}/{{experiment}}/logs/snr_sweep_{{estimator}}.log",
     benchmark:

@@ -25,7 +25,7 @@ rule phantom:
 
 rule estimate_maps:
     """Maps of the estimated parameters of a phantom or a scan by one estimator (network, dictionary matching, or
-    NLLS started from a network on a sample of voxels), with sqrt(CRB) maps at the estimates where configured."""
+    NLLS and the refined estimator on a sample of voxels), with sqrt(CRB) maps at the estimates where configured."""
     input:
         unpack(image_inputs),
         model=model_file,
@@ -37,6 +37,7 @@ rule estimate_maps:
         space=json_setting("parameter_space"),
         phantom=lambda wc: wc.image in experiment(wc).phantom_images,
         nlls=lambda wc: experiment(wc)["nlls"] if wc.estimator == "nlls" else {},  # NLLS settings only rerun NLLS
+        refined=refined_settings,
         estimate=setting("training", "estimate"),
         crb=lambda wc: wc.estimator in image_config(wc).get("crb_maps", ()),  # scans: none
         snr=lambda wc: image_config(wc).get("snr"),  # phantoms; scans: None

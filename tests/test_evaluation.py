@@ -123,3 +123,57 @@ def test_sequence_comparison_table_reports_each_sequences_bound_and_loss():
     fig = plot_sequence_comparison(table)
     heights = sorted(round(p.get_height(), 6) for p in fig.axes[1].patches)  # bottom row: bound, then RMSE
     assert heights == pytest.approx(sorted([20.0, 10.0, 100 * 0.2 * np.sqrt(2), 10.0]))
+
+
+class _Linear:
+    """A linear estimator of (m0s, T1, T2f) from the real and imaginary parts of the coefficients: W^T x + b."""
+
+    names, units = ("m0s", "T1", "T2f"), ("1", "s", "s")
+
+    def __init__(self, basis, W, b):
+        self.basis, self.W, self.b = basis, W, b
+
+    def predict(self, data, **_):
+        y = np.asarray(data)
+        return np.concatenate([y.real, y.imag], 1) @ self.W + self.b
+
+
+def test_the_biased_bound_of_linear_estimators_in_closed_form():
+    """For a linear estimator W^T x the bound is sigma^2 |P_A w|^2 (A the real Jacobian of the data): equal to its
+    variance sigma^2 |w|^2 when w lies in the span of A (least squares: the CRB), below it otherwise."""
+    import torch
+    from conftest import short_sequence
+    from crbnet.basis import svd_basis
+    from crbnet.evaluation import biased_bound
+    from crbnet.parameters import PARAMETERIZATIONS, ParameterSpace
+    from crbnet.signals.qmt import QMTSignalModel
+
+    space = ParameterSpace.from_config({"parameterization": "apparent_t1", "parameters": {
+        "m0s": {"dist": "uniform", "lower": 0.05, "upper": 0.3}, "T1": {"dist": "uniform", "lower": 0.6, "upper": 2.0},
+        "T2f": {"dist": "uniform", "lower": 0.03, "upper": 0.15}, "Rx": {"dist": "uniform", "lower": 20, "upper": 60},
+        "T2s": {"dist": "uniform", "lower": 8e-6, "upper": 16e-6},
+        "omega0": {"dist": "uniform", "lower": -300, "upper": 300}, "B1": {"dist": "uniform", "lower": 0.8, "upper": 1.2}}})
+    model = QMTSignalModel(short_sequence(120, seed=2), PARAMETERIZATIONS["apparent_t1"])
+    basis = svd_basis([model.signal(space.sample(256, 0)).numpy()], 10, "s")
+    point = space.sample(1, 5)
+    names = model.parameterization.names
+    s, j = model.simulate(point, names)
+    U = torch.as_tensor(basis.U, dtype=torch.complex128)
+    c = (s @ U.conj())[0]
+    cols = torch.cat([c[:, None], 1j * c[:, None], (j[0].mT @ U.conj()).mT], 1)
+    A = torch.cat([cols.real, cols.imag], 0).numpy()  # (2r, 9)
+    snr = 40.0
+    pick = np.zeros((9, 3))
+    pick[[2 + names.index(k) for k in _Linear.names], [0, 1, 2]] = 1
+    least_squares = A @ np.linalg.solve(A.T @ A, pick)  # (2r, 3): unbiased to first order, variance = CRB
+    crb = np.diag(pick.T @ np.linalg.solve(A.T @ A, pick)) / snr**2
+    rng = np.random.default_rng(0)
+    perp = rng.normal(size=(20, 3))
+    perp -= A @ np.linalg.lstsq(A, perp, rcond=None)[0]  # orthogonal to the span of A
+    perp *= np.sqrt(crb) * snr / np.linalg.norm(perp, axis=0)  # adds one CRB of variance
+    for W, expected_bound, expected_variance in [(least_squares, crb, crb), (0.5 * least_squares + perp, 0.25 * crb,
+                                                                              1.25 * crb)]:
+        table = biased_bound(_Linear(basis, W, 0.1), model, point, snr, realizations=4000, seed=1)
+        np.testing.assert_allclose(table.crb, crb, rtol=1e-6)
+        np.testing.assert_allclose(table.biased_bound, expected_bound, rtol=1e-5)
+        np.testing.assert_allclose(table.variance, expected_variance, rtol=0.12)

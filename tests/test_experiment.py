@@ -10,7 +10,7 @@ import pytest
 import yaml
 from conftest import ROOT
 from crbnet import experiment as ex
-from crbnet.fitting import NLLSEstimator
+from crbnet.fitting import NLLSEstimator, RefinedEstimator
 from crbnet.training import TrainConfig
 
 TINY = yaml.safe_load((ROOT / "tests/config/tiny.yaml").read_text())
@@ -151,6 +151,26 @@ def test_estimators_and_figures_follow_the_configuration():
     assert exp.figure_tables("bias_histograms") == {"crb": "eval/crb_test.csv", "matching": "eval/matching_test.csv"}
 
 
+def test_the_refined_estimator_is_evaluated_on_its_own_sample_and_mapped_but_not_swept():
+    rich = minimal(evaluation={"splits": ["test"], "realizations": 100, "snr_sweep": {"split": "test", "values": [10, 20]}},
+                   refined={"start": "crb", "candidates": {"T1": 4}},
+                   phantoms={"p": {"kind": "tubes", "tissues": {"a": {"T1": 1.0}}}})
+    exp = ex.Plan.from_config(rich)["e"]
+    assert exp.estimators == ["crb", "refined"] and exp.swept_estimators == ["crb"]
+    assert exp.map_estimators == ["crb", "refined"] and exp.model_file("refined") == "models/crb.pt"
+    refined = exp["refined"]
+    assert exp.evaluation_size("refined") == (refined["realizations"], refined["fingerprints"])
+    assert refined["steps"] == schema_default(*EXP, "refined", "properties", "steps")
+    assert exp.evaluation_size("crb") == (100, None)
+    targets = set(exp.targets())
+    assert {"eval/refined_test.csv", "maps/p/desc-refined_T1map.nii.gz", "eval/snr_sweep/crb.csv"} <= targets
+    assert "eval/snr_sweep/refined.csv" not in targets
+    assert exp.figure_tables("snr_bias_std") == {"crb": "eval/snr_sweep/crb.csv"}
+    assert exp.figure_tables("bias_histograms") == {"crb": "eval/crb_test.csv", "refined": "eval/refined_test.csv"}
+    with pytest.raises(ex.ConfigError, match="refined: 'start' is a required property"):
+        ex.Plan.from_config(minimal(refined={"steps": 2}))
+
+
 def test_selection_and_data_from():
     config = minimal()
     config["experiments"]["f"] = copy.deepcopy(config["experiments"]["e"]) | {"data_from": "e"}
@@ -183,8 +203,9 @@ def test_registries_agree_with_the_schema_the_library_and_the_captions():
     for key in EXP:
         node = node[key]
     assert tuple(node["training"]["properties"]["losses"]["propertyNames"]["enum"]) == ex.NETWORK_LOSSES
-    assert set(ex.NETWORK_LOSSES) | {"matching", "nlls"} == set(ex.ESTIMATORS)
+    assert set(ex.NETWORK_LOSSES) | {"matching", "nlls", "refined"} == set(ex.ESTIMATORS)
     assert node["nlls"]["properties"]["init"]["enum"] == ["prior", *ex.NETWORK_LOSSES]
+    assert node["refined"]["properties"]["start"]["enum"] == [*ex.NETWORK_LOSSES, "matching"]
     for figure in [*ex.FIGURES, *ex.IMAGE_FIGURES]:
         assert (ROOT / "workflow/report" / f"{figure}.rst").is_file(), figure
     # library defaults that the workflow's schema restates must agree with it
@@ -193,6 +214,8 @@ def test_registries_agree_with_the_schema_the_library_and_the_captions():
         assert fields[key] == node["training"]["properties"][key]["default"], key
     nlls = inspect.signature(NLLSEstimator).parameters["iterations"].default
     assert nlls == node["nlls"]["properties"]["iterations"]["default"]
+    steps = inspect.signature(RefinedEstimator).parameters["steps"].default
+    assert steps == node["refined"]["properties"]["steps"]["default"]
 
 
 def test_every_shipped_config_resolves():

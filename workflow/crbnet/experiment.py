@@ -83,6 +83,8 @@ ESTIMATORS: dict[str, EstimatorKind] = {
     "matching": EstimatorKind("h5", "dictionary matching (maximum normalized inner product in the SVD subspace)"),
     "nlls": EstimatorKind("pt", "non-linear least squares (batched Levenberg-Marquardt, crbnet.fitting) from a "
                                 "network's estimates"),
+    "refined": EstimatorKind("pt", "a start estimator's estimates refined by damped Gauss-Newton steps of the full "
+                                   "model (crbnet.fitting.RefinedEstimator)"),
 }
 SOURCES = {**{k: v.description for k, v in ESTIMATORS.items()}, "truth": "ground truth of the numerical phantom"}
 
@@ -97,6 +99,7 @@ class Figure:
     category: str
     applies: Callable[[Experiment], bool]
     networks_only: bool = False
+    sweep: bool = False  # drawn from the SNR or parameter sweeps, which the refined estimator skips
 
 
 def _evaluated(key: str) -> Callable[[Experiment], bool]:
@@ -117,9 +120,10 @@ FIGURES: dict[str, Figure] = {
     "std_histograms": Figure(TEST_TABLE, "Bias and variance", _evaluated("test_split")),
     "bias_variance_histograms": Figure(TEST_TABLE, "Bias and variance", _evaluated("test_split")),
     "parameter_contributions": Figure(TEST_TABLE, "Bias and variance", _evaluated("test_split")),
-    "snr_contributions": Figure("eval/snr_sweep/{estimator}.csv", "Bias and variance", _has("snr_sweep")),
-    "snr_bias_std": Figure("eval/snr_sweep/{estimator}.csv", "Bias and variance", _has("snr_sweep")),
-    "sweep_boxplots": Figure("eval/parameter_sweep/{estimator}.csv", "Bias and variance", _has("parameter_sweep")),
+    "snr_contributions": Figure("eval/snr_sweep/{estimator}.csv", "Bias and variance", _has("snr_sweep"), sweep=True),
+    "snr_bias_std": Figure("eval/snr_sweep/{estimator}.csv", "Bias and variance", _has("snr_sweep"), sweep=True),
+    "sweep_boxplots": Figure("eval/parameter_sweep/{estimator}.csv", "Bias and variance", _has("parameter_sweep"),
+                             sweep=True),
 }
 IMAGE_FIGURES = ("maps", "roi_boxplots")
 RECON_SUFFIX = "_recon"  # the image reconstructed from a phantom's simulated k-space: NAME_recon
@@ -155,9 +159,20 @@ class Experiment:
         return list(self.config["training"]["losses"]) if self.trains else []
 
     @property
-    def estimators(self) -> list[str]:
-        """The estimators the Monte-Carlo evaluation runs: every network and, with a dictionary, ``matching``."""
+    def swept_estimators(self) -> list[str]:
+        """The estimators of the SNR and parameter sweeps: every network and, with a dictionary, ``matching``."""
         return self.losses + (["matching"] if "dictionary" in self.config else [])
+
+    @property
+    def estimators(self) -> list[str]:
+        """The estimators the Monte-Carlo evaluation runs: the swept ones and, when configured, ``refined``."""
+        return self.swept_estimators + (["refined"] if "refined" in self.config else [])
+
+    def evaluation_size(self, estimator: str) -> tuple[int, int | None]:
+        """(noise realizations, first fingerprints or None for all) of the estimator's Monte-Carlo tables."""
+        if estimator == "refined":
+            return self.config["refined"]["realizations"], self.config["refined"]["fingerprints"]
+        return self.evaluation["realizations"], self.evaluation.get("fingerprints")
 
     @property
     def map_estimators(self) -> list[str]:
@@ -247,7 +262,7 @@ class Experiment:
     def figure_tables(self, figure: str) -> dict[str, str]:
         """{estimator: table path under the experiment} of one estimator figure."""
         fig = FIGURES[figure]
-        names = self.losses if fig.networks_only else self.estimators
+        names = self.losses if fig.networks_only else self.swept_estimators if fig.sweep else self.estimators
         return {e: fig.table.format(estimator=e, **self.figures) for e in names}
 
     def model_file(self, estimator: str) -> str | None:
@@ -256,6 +271,8 @@ class Experiment:
         if estimator == "nlls":
             init = self.config["nlls"]["init"]
             return None if init == "prior" else f"models/{init}.pt"
+        if estimator == "refined":
+            return self.model_file(self.config["refined"]["start"])
         return f"models/{estimator}.{ESTIMATORS[estimator].suffix}"
 
     def axis(self, split: str, axis: str) -> str:
@@ -282,7 +299,7 @@ class Experiment:
         out += [f"eval/{e}_{split}.csv" for e in self.estimators for split in ev["splits"]]
         for sweep in ("snr_sweep", "parameter_sweep"):
             if sweep in ev:
-                out += [f"eval/{sweep}/{e}.csv" for e in self.estimators]
+                out += [f"eval/{sweep}/{e}.csv" for e in self.swept_estimators]
         out += [f"figures/{figure}.png" for figure in self.network_figures]
         if self.figures["test_split"] in ev["splits"]:
             out.append("tables/summary.csv")

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from crbnet.basis import Basis
 from crbnet.parameters import ParameterSpace, in_range, parameter
+from crbnet.sequences import load_sequence
+from crbnet.signals import signal_model_for
 
 
 
@@ -188,3 +191,11 @@ class RefinedEstimator(NLLSEstimator):
         super().__init__(signal_model, start.basis, space, start.names, init=start, iterations=steps, batch=batch,
                          candidates=candidates)
         self.steps = steps
+
+
+def refined_from_config(start, sequence_path: str | Path, space: ParameterSpace, config: Mapping,
+                        device: torch.device) -> RefinedEstimator:
+    """The workflow's refined estimator: ``config`` is an experiment's ``refined`` mapping (steps, candidates)."""
+    sequence = load_sequence(sequence_path)
+    return RefinedEstimator(start, signal_model_for(sequence, space.parameterization, device), space,
+                            config["steps"], spread_candidates(space, config["candidates"]))

@@ -10,7 +10,7 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
 
 from crbnet.basis import Basis  # noqa: E402
 from crbnet.estimator import load_estimator  # noqa: E402
-from crbnet.fitting import NLLSEstimator  # noqa: E402
+from crbnet.fitting import NLLSEstimator, refined_from_config  # noqa: E402
 from crbnet.io.maps import save_maps  # noqa: E402
 from crbnet.maps import crb_image, estimate_voxels, image_voxels, sample_voxels  # noqa: E402
 from crbnet.parameters import ParameterSpace, out_of_range_count  # noqa: E402
@@ -33,6 +33,10 @@ with logged(sm.log[0], sm.threads):
                                   init=start, iterations=cfg["iterations"])
     else:
         estimator = load_estimator(sm.input.model)
+    if sm.params.refined:  # refined on a sample of interior voxels
+        cfg = sm.params.refined
+        data = data.within(sample_voxels(labels, cfg["voxels_per_tissue"], cfg["seed"]))
+        estimator = refined_from_config(estimator, sm.input.sequence, space, cfg, device)
     print(f"{int(data.mask.sum())} voxels")
     estimates = data.scatter(estimate_voxels(estimator, data), np.nan)
     sqrt_crb = None
