@@ -69,7 +69,8 @@ def test_a_claim_that_fails_and_one_that_nothing_tests():
     assert _row(table, "crb_loss_near_one").verdict == "does not hold"
     assert _row(table, "bias_reduced_lowers_bias").verdict == "does not hold"  # more bias, not less
     untested = table[table.verdict == "not tested"]
-    assert set(untested.claim) == {"crb_grid_bias_below_mse", "mse_loss_bias_dominated", "networks_near_matching"}
+    assert set(untested.claim) == {"crb_grid_bias_below_mse", "mse_loss_bias_dominated", "networks_near_matching",
+                                   "refined_at_the_bound"}
     assert set(table.claim) == {c.name for c in CLAIMS}
 
 
@@ -79,6 +80,17 @@ def test_an_unbiased_mse_network_is_not_bias_dominated():
     unbiased = _table(np.full(n, 0.1) * np.sqrt(crb), crb.copy(), crb)  # bias part 0.01, variance part 1
     row = _row(claims_table({"e": Evidence({"mse": unbiased})}), "mse_loss_bias_dominated")
     assert row.measured == pytest.approx(0.01 - 1.0) and row.verdict == "does not hold"
+
+
+def test_the_refined_estimator_at_the_bound_on_the_grid():
+    n = 144
+    crb = np.linspace(0.5, 2.0, n)
+    at = _table(np.full(n, 0.3) * np.sqrt(crb), crb.copy(), crb)  # std = sqrt(CRB), bias part 0.09
+    shrunk = _table(np.full(n, 0.3) * np.sqrt(crb), 0.25 * crb, crb)  # std half the bound
+    biased = _table(np.full(n, 0.6) * np.sqrt(crb), crb.copy(), crb)  # bias part 0.36
+    for grid, ratio, verdict in [(at, 1.0, "holds"), (shrunk, 0.5, "does not hold"), (biased, 1.0, "does not hold")]:
+        row = _row(claims_table({"e": Evidence({}, {"refined": grid}, ("T2f",))}), "refined_at_the_bound")
+        assert row.measured == pytest.approx(ratio) and row.verdict == verdict
 
 
 def test_undefined_bounds_and_nan_estimates_are_left_out_of_the_pairs():

@@ -17,6 +17,7 @@ HOLDS, FAILS, UNTESTED = "holds", "does not hold", "not tested"
 COLUMNS = ["claim", "paper", "statement", "experiment", "estimator", "parameter", "measured", "lo", "hi",
            "paper_value", "criterion", "verdict"]
 CRB_LOSS_LIMIT, CRB_LOSS_UPPER_LIMIT = 1.3, 1.5  # "near 1": the CRB-loss and the upper end of its interval
+REFINED_STD_RATIO, REFINED_BIAS_PART = (0.8, 1.2), 0.2  # "at the bound" on the grid (issue 29)
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,18 @@ def _networks_against_matching(claim, name, ev, rng):
     return rows
 
 
+def _refined_at_the_bound(claim, name, ev, rng):
+    if "refined" not in ev.grid:
+        return []
+    rows = []
+    for r in summarize(ev.grid["refined"], seed=int(rng.integers(2**31))).itertuples():
+        measured = (r.median_std_ratio, r.median_std_ratio_lo, r.median_std_ratio_hi)
+        rows.append(_row(claim, name, "refined", r.parameter, measured,
+                         REFINED_STD_RATIO[0] <= r.median_std_ratio <= REFINED_STD_RATIO[1]
+                         and r.bias_part <= REFINED_BIAS_PART, f"bias part here: {r.bias_part:.2f}"))
+    return rows
+
+
 @dataclass(frozen=True)
 class Claim:
     name: str
@@ -158,6 +171,10 @@ CLAIMS = (
     Claim("networks_near_matching", "Mao", "on MRF-FISP the networks' CRB-loss is near 1, as dictionary matching's",
           "about 1 (Figs. 2, S)", f"CRB-loss <= {CRB_LOSS_LIMIT} and its upper 95 % end <= {CRB_LOSS_UPPER_LIMIT}",
           _networks_against_matching),
+    Claim("refined_at_the_bound", "crbnet (beyond both)", "a network's estimates refined by Gauss-Newton steps are "
+          "at the bound on the grid (measured: median std/sqrt(CRB); bias part in paper_value)", "not in the papers",
+          f"median std/sqrt(CRB) in [{REFINED_STD_RATIO[0]}, {REFINED_STD_RATIO[1]}] and bias part <= "
+          f"{REFINED_BIAS_PART}", _refined_at_the_bound),
 )
 
 
