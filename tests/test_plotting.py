@@ -106,3 +106,14 @@ def test_design_figure_over_prior_draws_shows_median_and_quartiles_per_parameter
     bars = plot_design(table, {"s": seq}, draws=True).axes[1].patches
     assert len(bars) == 2 and [b.get_height() for b in bars] == pytest.approx([3.5, 3.5])  # medians of 1..6
     assert len(plot_design(table, {"s": seq}).axes[1].patches) == 12  # tissues: one bar each
+
+
+def test_importing_the_plotting_module_leaves_the_backend_to_the_user():
+    import os
+    import subprocess
+    import sys
+
+    code = "import matplotlib, crbnet.plotting; print(matplotlib.get_backend())"
+    out = subprocess.run([sys.executable, "-c", code], env=os.environ | {"MPLBACKEND": "svg"}, capture_output=True,
+                         text=True, check=True)
+    assert out.stdout.strip() == "svg"

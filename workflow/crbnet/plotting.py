@@ -6,18 +6,16 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from cmcrameri import cm
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
-from cmcrameri import cm  # noqa: E402
-
-from crbnet.io.atomic import atomic_path  # noqa: E402
-from crbnet.parameters import parameter  # noqa: E402
-from crbnet.sequences import FISPSequence, QMTSequence  # noqa: E402
-from crbnet.tables import agreement  # noqa: E402
+from crbnet.io.atomic import atomic_path
+from crbnet.parameters import parameter
+from crbnet.sequences import FISPSequence, QMTSequence
+from crbnet.tables import agreement
 
 
 def _style() -> None:
