@@ -1,4 +1,5 @@
-"""Pins have one source: envs/*.yaml are what envs/generate.py writes from pyproject.toml."""
+"""Pins have one source, requirements-lock.txt: envs/*.yaml are what envs/generate.py writes from it, and every
+range that pyproject.toml declares admits its pin."""
 
 from __future__ import annotations
 
@@ -36,14 +37,43 @@ def test_a_changed_pin_or_a_missing_one_is_caught():
         generate.render("plotting", {k: v for k, v in pinned.items() if k != "seaborn"})
 
 
-def test_library_dependencies_leave_the_workflow_to_an_extra():
+def _project() -> dict:
     import tomllib
 
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    runtime = {d.split("==")[0] for d in project["dependencies"]}
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+
+
+def test_library_dependencies_leave_the_workflow_to_an_extra():
+    from packaging.requirements import Requirement
+
+    project = _project()
+    runtime = {Requirement(d).name for d in project["dependencies"]}
     assert "snakemake" not in runtime and "torch" in runtime
-    assert any(d.startswith("snakemake==") for d in project["optional-dependencies"]["workflow"])
+    assert any(Requirement(d).name == "snakemake" for d in project["optional-dependencies"]["workflow"])
     assert "crbnet[workflow]" in project["optional-dependencies"]["test"]
     # the onsuccess report (snakemake --report) needs pygments, which only pytest brings into the test environment,
     # so a fresh `pip install -e ".[workflow]"` ran the workflow but failed its report
-    assert any(d.startswith("pygments==") for d in project["optional-dependencies"]["workflow"])
+    assert any(Requirement(d).name == "pygments" for d in project["optional-dependencies"]["workflow"])
+
+
+def test_the_library_declares_ranges_that_admit_the_locked_pins():
+    """A library you can depend on: no exact pins in pyproject.toml (they would force torch==2.13.0 on anyone who
+    imports crbnet); the lock file's known-good versions satisfy every declared range."""
+    from packaging.requirements import Requirement
+
+    project = _project()
+    locked = {name: spec.split("==")[1] for name, spec in _generator().pins().items()}
+    assert locked["torch"] == "2.13.0"
+    specs = list(project["dependencies"]) + [d for extra in ("workflow", "test")
+                                             for d in project["optional-dependencies"][extra]]
+    for spec in (Requirement(d) for d in specs if not d.startswith("crbnet")):
+        assert "==" not in str(spec.specifier), f"{spec}: an exact pin belongs in requirements-lock.txt"
+        assert spec.name.lower() in locked, f"requirements-lock.txt pins no {spec.name}"
+        assert spec.specifier.contains(locked[spec.name.lower()]), f"{spec} excludes the locked {locked[spec.name.lower()]}"
+
+
+def test_the_readme_and_ci_install_with_the_lock_file():
+    readme = (ROOT / "README.md").read_text()
+    ci = (ROOT / ".ci" / "run").read_text()
+    for text in (readme, ci):
+        assert "-c requirements-lock.txt" in text

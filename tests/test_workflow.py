@@ -113,13 +113,20 @@ def test_tiny_end_to_end(tmp_path):
     assert np.all((grid["sqrt_crb_T1"] / grid["T1"]).between(1e-3, 1.0))
     assert (out / "report.html").stat().st_size > 100_000  # written by the onsuccess hook
     headline = pd.read_csv(exp / "tables" / "summary.csv")
-    assert list(dict.fromkeys(headline.estimator)) == ["mse", "crb", "bias_reduced"]
-    assert set(headline.parameter) == {"m0s", "T1", "T2f", "all"} and len(headline) == 12
+    assert list(dict.fromkeys(headline.estimator)) == ["mse", "crb", "bias_reduced", "refined"]
+    assert set(headline.parameter) == {"m0s", "T1", "T2f", "all"} and len(headline) == 16
     assert set(headline.crb_domain) == {"coefficients"}  # normalized by the bound of what the network sees
     np.testing.assert_allclose(headline.crb_loss, headline.bias_part + headline.variance_part)
     each = headline[headline.parameter != "all"]
     assert np.all(each.crb_loss_lo <= each.crb_loss_hi) and np.all(each.median_std_ratio_lo <= each.median_std_ratio_hi)
-    assert np.all(each.n + each.n_undefined == 6) and np.all(each.epochs > 0) and np.all(each.val_crb_loss > 0)
+    networks, refined = each[each.estimator != "refined"], each[each.estimator == "refined"]
+    assert np.all(networks.n + networks.n_undefined == 6) and np.all(networks.epochs > 0)
+    assert np.all(networks.val_crb_loss > 0)
+    assert np.all(refined.n + refined.n_undefined == 3) and refined.epochs.isna().all()  # its own 3 fingerprints
+    refined_maps = exp / "maps" / "tubes" / "estimates_refined.h5"
+    with h5py.File(refined_maps) as f:  # 2 sampled voxels per tissue, the rest NaN
+        fitted = np.isfinite(f["estimates"][()]).all(axis=-1).sum()
+    assert 0 < fitted <= 2 * 7
     t2f = headline[headline.parameter == "T2f"]
     assert np.all(t2f.grid_mean_abs_bias < 1.0)  # seconds: below the T2f prior range
     _check_tiny_fisp(out / "tiny_fisp")
@@ -260,7 +267,7 @@ def _check_tiny_fisp(exp):
     estimates = raw[raw.parameter == "T1"].estimate.to_numpy()  # matching returns grid values (CSV: 10 digits)
     assert np.all(np.abs(estimates[:, None] / np.geomspace(0.2, 3.0, 8) - 1).min(axis=1) < 1e-9)
     headline = pd.read_csv(exp / "tables" / "summary.csv")
-    assert list(dict.fromkeys(headline.estimator)) == ["mse", "crb", "bias_reduced", "matching"]
+    assert list(dict.fromkeys(headline.estimator)) == ["mse", "crb", "bias_reduced", "matching", "refined"]
     by = headline.set_index(["estimator", "parameter"])
     assert np.isnan(by.loc[("matching", "T1"), "val_crb_loss"]) and by.loc[("mse", "T1"), "val_crb_loss"] > 0
     assert np.isfinite(by.loc[("matching", "T2"), "grid_mean_abs_bias"])
