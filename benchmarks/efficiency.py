@@ -21,7 +21,7 @@ from crbnet.basis import dataset_basis
 from crbnet.datasets import load_examples
 from crbnet.evaluation import monte_carlo
 from crbnet.parameters import ParameterSpace
-from crbnet.runtime import bf16_native, pick_device
+from crbnet.devices import bf16_native, pick_device
 from crbnet.sequences import load_sequence
 from crbnet.signals.qmt import QMTSignalModel
 from crbnet.simulation import write_dataset

@@ -29,7 +29,8 @@ import torch
 from crbnet.fitting import NLLSEstimator
 from crbnet.signals.qmt import QMTSignalModel
 from crbnet.parameters import PARAMETERIZATIONS, ParameterSpace
-from crbnet.runtime import bf16_native, cpu_description, pick_device
+from crbnet.runtime import cpu_description
+from crbnet.devices import bf16_native, pick_device
 from crbnet.sequences import load_sequence
 from crbnet.simulation import write_dataset
 from crbnet.training import TrainConfig, build_estimator, train

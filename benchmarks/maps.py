@@ -30,7 +30,8 @@ from crbnet.matching import MatchingEstimator
 from crbnet.nets import ZHANG_HIDDEN, ResidualMLP
 from crbnet.parameters import ParameterSpace
 from crbnet.phantoms import brain_phantom, coefficient_image
-from crbnet.runtime import bf16_native, cpu_description
+from crbnet.runtime import cpu_description
+from crbnet.devices import bf16_native
 from crbnet.sequences import load_sequence
 from crbnet.signals import signal_model_for
 from crbnet.simulation import grid_axes

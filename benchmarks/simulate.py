@@ -21,7 +21,7 @@ import torch
 from crbnet.signals import qmt_kernel
 from crbnet.signals.qmt import QMTSignalModel
 from crbnet.parameters import CANONICAL, PARAMETERIZATIONS, ParameterSpace
-from crbnet.runtime import pick_device
+from crbnet.devices import pick_device
 from crbnet.saturation import r2sl
 from crbnet.sequences import QMTSequence, load_sequence
 from crbnet.simulation import chunks

@@ -24,7 +24,8 @@ import yaml
 from crbnet.basis import svd_basis
 from crbnet.datasets import FingerprintSet, NoiseModel
 from crbnet.experiment import Plan
-from crbnet.runtime import bf16_native, cpu_description
+from crbnet.runtime import cpu_description
+from crbnet.devices import bf16_native
 from crbnet.training import TrainConfig, _epoch, build_estimator, optimizer
 
 ROOT = Path(__file__).resolve().parents[1]

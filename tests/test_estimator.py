@@ -55,7 +55,7 @@ def test_fingerprints_and_coefficients_give_the_same_estimates(trained):
 
 
 def test_bf16_inference_is_close(trained, monkeypatch):
-    monkeypatch.setattr("crbnet.runtime.bf16_native", lambda device: True)  # also on AVX2-only CPUs
+    monkeypatch.setattr("crbnet.devices.bf16_native", lambda device: True)  # also on AVX2-only CPUs
     _, est, ex = trained
     c = ex.coefficients.numpy()
     diff = np.abs(est.predict(c, precision="bf16") - est.predict(c))

@@ -71,7 +71,7 @@ def test_resume_matches_an_uninterrupted_run(sets, tmp_path, loss):
 
 
 def test_bf16_where_it_is_emulated_trains_fp32_with_a_warning(sets, monkeypatch):
-    monkeypatch.setattr("crbnet.runtime.bf16_native", lambda device: False)
+    monkeypatch.setattr("crbnet.devices.bf16_native", lambda device: False)
     plain, _ = _run(sets, _config(epochs=1))
     with pytest.warns(UserWarning, match="bf16 is emulated"):
         asked, _ = _run(sets, _config(epochs=1, precision="bf16"))
@@ -210,7 +210,7 @@ def test_bias_reduced_keeps_batchnorm_statistics(sets):
 def test_bf16_mixed_precision_trains_like_fp32(sets, loss, monkeypatch):
     """bfloat16 autocast changes the arithmetic (the weights differ) but not what is learned: the validation
     CRB-loss falls as far as in float32, within 25 %. (bf16 forced on, so the test runs on AVX2-only CPUs too.)"""
-    monkeypatch.setattr("crbnet.runtime.bf16_native", lambda device: True)
+    monkeypatch.setattr("crbnet.devices.bf16_native", lambda device: True)
     extra = {"realizations": 8, "batch_size": 16, "epochs": 6} if loss == "bias_reduced" else {}
     cfg = _config(**({"loss": loss, "epochs": 30, "lr_step": 10, "checkpoint_every": 30} | extra))
     full, h32 = _run(sets, cfg)

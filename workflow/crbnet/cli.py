@@ -27,7 +27,7 @@ from crbnet.io import yamlfile
 from crbnet.maps import estimate_voxels
 from crbnet.parameters import (ParameterError, Parameterization, ParameterSpace, get_parameterization,
                                infer_parameterization, parameter)
-from crbnet.runtime import DeviceError, pick_device
+from crbnet.devices import DeviceError, pick_device
 from crbnet.sequences import SequenceError, load_sequence
 from crbnet.signals import default_parameterization, signal_model_for
 

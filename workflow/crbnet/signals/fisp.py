@@ -16,7 +16,7 @@ import torch
 
 from crbnet.signals import fisp_kernel, kernel_choice, takes_numba
 from crbnet.parameters import Parameterization
-from crbnet.runtime import batch_entries
+from crbnet.devices import batch_entries
 from crbnet.sequences import FISPSequence
 
 

@@ -21,7 +21,7 @@ import torch
 from crbnet.linalg import assemble, dcumprod, dexpm, dmm, dsolve, expm2
 from crbnet.signals import kernel_choice, qmt_kernel, takes_numba
 from crbnet.parameters import CANONICAL, Parameterization
-from crbnet.runtime import batch_entries
+from crbnet.devices import batch_entries
 from crbnet.saturation import r2sl
 from crbnet.sequences import QMTSequence
 
@@ -203,7 +203,7 @@ class QMTSignalModel:
         """Dual-stack entries (fingerprints x (1 + P)) simulated at once. With the numba kernel 4096 (it keeps only
         per-thread scratch; large chunks keep every thread busy); with torch on a CPU 128 (about 2.5 MB each with
         temporaries at 1142 pulses; more only adds memory traffic); on a GPU as many as a quarter of its free
-        memory holds at that size (runtime.batch_entries; not yet measured on a GPU)."""
+        memory holds at that size (devices.batch_entries; not yet measured on a GPU)."""
         if self.kernel == "numba" or (self.kernel == "auto" and self.device.type == "cpu"):
             return 4096
         return batch_entries(self.device, 2.5e6 * self.sequence.n_samples / 1142, 128)
