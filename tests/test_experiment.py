@@ -74,12 +74,14 @@ def test_every_schema_violation_is_named_at_once_and_numbers_read_as_text_get_th
     e["datasets"]["train"]["n"] = 0
     e["colour"] = "red"
     e["training"]["lr"] = "3e-4"  # what a YAML 1.1 reader (Snakemake's) makes of 3e-4
+    e["training"]["losses"]["crb"] = {"epoch": 10}  # a misspelt override
     with pytest.raises(ex.ConfigError) as err:
         ex.Plan.from_config(config)
     message = str(err.value)
-    assert message.startswith("config: 3 error(s): ") and "\n" not in message
+    assert message.startswith("config: 4 error(s): ") and "\n" not in message
     for phrase in ("experiments/e/datasets/train/n: 0 is less than the minimum of 1", "'colour' was unexpected",
-                   "experiments/e/training/lr: '3e-4' is not of type 'number' (a number read as text"):
+                   "experiments/e/training/lr: '3e-4' is not of type 'number' (a number read as text",
+                   "experiments/e/training/losses/crb: 'epoch' is not a training option (one of"):
         assert phrase in message
 
 

@@ -58,9 +58,27 @@ def with_defaults(config: Mapping, fragment: str | None = None) -> dict:
     part = {**part, "$defs": full["$defs"]}
     out = copy.deepcopy(dict(config))
     errors = sorted(_filling_validator()(part).iter_errors(out), key=lambda e: list(map(str, e.absolute_path)))
-    if errors:
-        raise ConfigError(f"config: {len(errors)} error(s): " + "; ".join(map(schema_message, errors)))
+    messages = [schema_message(e) for e in errors] + ([] if fragment else _override_errors(out))
+    if messages:
+        raise ConfigError(f"config: {len(messages)} error(s): " + "; ".join(messages))
     return out
+
+
+def _override_errors(config: Mapping) -> list[str]:
+    """A per-loss override may only name a training key or a key of the losses' own (warm_start, ...): the schema
+    leaves the overrides open (a closed one would fill in the training defaults), so a misspelt key is caught here,
+    before any job runs."""
+    node = schema()
+    for key in EXPERIMENT.strip("/").split("/"):
+        node = node[key]
+    training = node["properties"]["training"]["properties"]
+    allowed = (set(training) - {"losses", "train_split", "val_split"}) | set(
+        training["losses"]["additionalProperties"]["properties"])
+    return [f"experiments/{name}/training/losses/{loss}: '{key}' is not a training option (one of "
+            f"{', '.join(sorted(allowed))})"
+            for name, exp in (config.get("experiments") or {}).items() if isinstance(exp, Mapping)
+            for loss, override in ((exp.get("training") or {}).get("losses") or {}).items()
+            if isinstance(override, Mapping) for key in override if key not in allowed]
 
 
 EXPERIMENT = "/properties/experiments/additionalProperties"
