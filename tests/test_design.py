@@ -80,12 +80,13 @@ def test_design_lowers_the_cost_within_the_constraints():
     assert final < history.cost.iloc[0]
 
 
-def test_a_resumed_design_equals_an_uninterrupted_one(tmp_path, capsys):
+def test_a_resumed_design_equals_an_uninterrupted_one(tmp_path, caplog):
+    caplog.set_level("INFO", logger="crbnet")
     problem = _problem(16)
     _, straight = optimize(problem, 4, progress=False)
     optimize(problem, 2, checkpoint=tmp_path / "d.ckpt", checkpoint_every=1, progress=False)
     _, resumed = optimize(problem, 4, checkpoint=tmp_path / "d.ckpt", checkpoint_every=1, progress=False)
-    assert len(resumed) == 4 and "resuming at iteration 2" in capsys.readouterr().out
+    assert len(resumed) == 4 and "resuming at iteration 2" in caplog.text
     np.testing.assert_allclose(resumed.cost, straight.cost, rtol=1e-5)  # threaded reductions: not bitwise
 
 

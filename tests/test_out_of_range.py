@@ -55,20 +55,20 @@ def test_in_range_is_the_physical_range_and_finiteness():
     assert in_range({"m0s": np.array([0.0])}) == [True]  # closed lower bound
 
 
-def test_crb_image_leaves_out_of_range_estimates_without_a_bound(qmt, capsys):
+def test_crb_image_leaves_out_of_range_estimates_without_a_bound(qmt, caplog):
     signal_model, basis = qmt
     estimates = WILD.reshape(5, 1, 1, 3)
     mask = np.ones((5, 1, 1), dtype=bool)
     sqrt_crb = crb_image(signal_model, basis, estimates, NAMES, mask, SPACE.centre(), sigma=0.02)
     assert np.isnan(sqrt_crb[1:4]).all()
     assert np.isfinite(sqrt_crb[[0, 4]]).all() and (sqrt_crb[[0, 4]] > 0).all()
-    assert "3 of 5 voxels with an estimate outside its range or NaN" in capsys.readouterr().out
+    assert "3 of 5 voxels with an estimate outside its range or NaN" in caplog.text
     # the in-range rows are unchanged by the others' presence
     alone = crb_image(signal_model, basis, estimates[[0, 4]], NAMES, mask[:2], SPACE.centre(), sigma=0.02)
     np.testing.assert_allclose(sqrt_crb[[0, 4]], alone, rtol=1e-12)
 
 
-def test_nlls_starts_out_of_range_voxels_from_the_prior_means(qmt, capsys):
+def test_nlls_starts_out_of_range_voxels_from_the_prior_means(qmt, caplog):
     signal_model, basis = qmt
     truth = {k: np.full(5, v) for k, v in SPACE.centre().items()} | {"m0s": np.full(5, 0.15)}
     data = basis.project(signal_model.signal(truth).numpy())
@@ -77,7 +77,7 @@ def test_nlls_starts_out_of_range_voxels_from_the_prior_means(qmt, capsys):
     centre = SPACE.centre()
     assert start["m0s"][1] == centre["m0s"] and start["T1"][2] == centre["T1"] and start["T2f"][3] == centre["T2f"]
     assert start["T1"][0] == 1.0 and start["m0s"][4] == 0.2  # in-range starts are kept
-    assert "3 of 5 starting estimates outside their range or NaN" in capsys.readouterr().out
+    assert "3 of 5 starting estimates outside their range or NaN" in caplog.text
     assert np.isfinite(nlls.predict(data)).all()
 
 
@@ -98,7 +98,7 @@ def test_cli_fit_writes_out_of_range_and_nan_estimates_as_returned(qmt, tmp_path
                  str(tmp_path / "e.npy")]) == 0
     e = np.load(tmp_path / "e.npy").reshape(12, 3)
     assert (e[:, 0] < 0).all() and (e[:, 1] > 100).all() and np.isnan(e[:, 2]).all()
-    assert "n_out_of_range=12" in capsys.readouterr().out
+    assert "n_out_of_range=12" in capsys.readouterr().err  # the CLI logs to stderr
 
 
 def test_tables_count_out_of_range_estimates():

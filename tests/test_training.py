@@ -122,23 +122,23 @@ def test_train_fingerprints_uses_the_first_rows(tmp_path):
         _config(balance="sometimes")
 
 
-def test_a_checkpoint_of_another_device_type_resumes_with_a_warning(sets, tmp_path, capsys):
+def test_a_checkpoint_of_another_device_type_resumes_with_a_warning(sets, tmp_path, caplog):
+    caplog.set_level("INFO", logger="crbnet")
     ckpt = tmp_path / "run.ckpt"
     _run(sets, _config(epochs=2), checkpoint_path=ckpt)
     state = torch.load(ckpt, weights_only=True)
     assert state["device"] == "cpu"
     torch.save(state | {"device": "cuda"}, ckpt)  # as if written on a GPU
     _run(sets, _config(epochs=3), checkpoint_path=ckpt)
-    err = capsys.readouterr().err
-    assert "resuming a cuda checkpoint on cpu" in err and "resuming from" in err
+    assert "resuming a cuda checkpoint on cpu" in caplog.text and "resuming from" in caplog.text
 
 
-def test_a_checkpoint_of_another_configuration_is_ignored(sets, tmp_path, capsys):
+def test_a_checkpoint_of_another_configuration_is_ignored(sets, tmp_path, caplog):
     ckpt = tmp_path / "run.ckpt"
     _run(sets, _config(epochs=2), checkpoint_path=ckpt)
     fresh, _ = _run(sets, _config(epochs=2, lr=1e-3))
     other, _ = _run(sets, _config(epochs=2, lr=1e-3), checkpoint_path=ckpt)
-    assert "ignoring checkpoint" in capsys.readouterr().err
+    assert "ignoring checkpoint" in caplog.text
     assert torch.equal(_weights(fresh), _weights(other))
 
 

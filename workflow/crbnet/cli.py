@@ -28,6 +28,7 @@ from crbnet.maps import estimate_voxels
 from crbnet.parameters import (ParameterError, Parameterization, ParameterSpace, get_parameterization,
                                infer_parameterization, parameter)
 from crbnet.devices import DeviceError, pick_device
+from crbnet.runtime import configure_logging
 from crbnet.sequences import SequenceError, load_sequence
 from crbnet.signals import default_parameterization, signal_model_for
 
@@ -338,6 +339,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv = list(sys.argv[1:] if argv is None else argv)
         args = build_parser().parse_args(argv)
         args.argv = argv  # the command as given, for files that record how they were made
+        configure_logging()
         args.run(args)
     except (UsageError, ParameterError, SequenceError, ModelError, DataError, BasisError, DeviceError,
             DesignError) as err:

@@ -20,6 +20,7 @@ at the end, an exact rescaling of the free flip angles.
 
 from __future__ import annotations
 
+import logging
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
@@ -37,6 +38,8 @@ from crbnet.parameters import ParameterError, Parameterization, parameter
 from crbnet.runtime import progress as progress_bar
 from crbnet.sequences import Pattern, QMTSequence
 from crbnet.signals.qmt import pattern_signal
+
+logger = logging.getLogger(__name__)
 
 TRF_WINDOW = (217.4e-6, 500e-6)  # s: the published control's shortest and longest pulse (Zhang 2022)
 # White and grey matter of the CRB paper (config/config.yaml, brain phantom); the others at the parameterization's
@@ -290,7 +293,7 @@ def optimize(problem: DesignProblem, iterations: int, lr: float = 0.05, checkpoi
                 theta.copy_(state["theta"])
             opt.load_state_dict(state["optimizer"])
             history, best, weight = state["history"], (state["best_cost"], state["best_theta"]), state["weight"]
-            print(f"resuming at iteration {len(history)} from {path}")
+            logger.info("resuming at iteration %d from %s", len(history), path)
     bar = progress_bar(range(len(history), iterations), desc="design", disable=not progress)
     for it in bar:
         opt.zero_grad()
@@ -311,8 +314,8 @@ def optimize(problem: DesignProblem, iterations: int, lr: float = 0.05, checkpoi
         shown = ({f"{t}_{k}": row[f"{t}_{k}"] for t in problem.tissues for k in problem.estimate}
                  if len(problem.tissues) <= 4 else
                  {f"median_{k}": float(per[:, j].median()) for j, k in enumerate(problem.estimate)})
-        print(f"iteration {it}: cost {c:.5g}, energy/limit {r:.4f}, sqrt(relative CRB) "
-              + ", ".join(f"{k} {v:.4g}" for k, v in shown.items()), flush=True)
+        logger.info("iteration %d: cost %.5g, energy/limit %.4f, sqrt(relative CRB) %s", it, c, r,
+                    ", ".join(f"{k} {v:.4g}" for k, v in shown.items()))
         if path and ((it + 1) % checkpoint_every == 0 or it + 1 == iterations):
             with atomic_path(path) as tmp:
                 torch.save({"digest": problem.digest(), "theta": theta.detach(), "optimizer": opt.state_dict(),

@@ -8,6 +8,7 @@ damping factor per voxel (divided by 10 after a step that lowers the cost, multi
 
 from __future__ import annotations
 
+import logging
 import itertools
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -19,6 +20,8 @@ from crbnet.basis import Basis
 from crbnet.parameters import ParameterSpace, in_range, parameter
 from crbnet.sequences import load_sequence
 from crbnet.signals import signal_model_for
+
+logger = logging.getLogger(__name__)
 
 
 
@@ -64,8 +67,8 @@ class NLLSEstimator:
             given = {k: estimates[:, i] for i, k in enumerate(self.init.names) if k in values}
             ok = in_range(given)
             if not ok.all():
-                print(f"NLLS: {int((~ok).sum())} of {len(ok)} starting estimates outside their range or NaN: "
-                      "those voxels start from the prior means")
+                logger.warning("NLLS: %d of %d starting estimates outside their range or NaN: those voxels start "
+                               "from the prior means", (~ok).sum(), len(ok))
             values |= {k: np.where(ok, v, values[k]) for k, v in given.items()}
         for i, k in enumerate(self.fit):
             values[k] = np.clip(values[k], self.lower[i].item(), self.upper[i].item())

@@ -3,6 +3,7 @@ their sqrt(CRB) uncertainty maps. Files: crbnet.io.maps; per-tissue tables of th
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -16,6 +17,8 @@ from crbnet.parameters import in_range, out_of_range_count
 from crbnet.phantoms import load_phantom
 from crbnet.simulation import chunks, distinct_rows
 from crbnet.tables import eroded
+
+logger = logging.getLogger(__name__)
 
 
 def image_voxels(path: str | Path, mask_path: str | Path | None = None, phantom: bool = False
@@ -40,14 +43,14 @@ def estimate_voxels(estimator: Estimator, data: VoxelData, **options: object) ->
     estimator.basis.check(data.attrs.get("basis_sha256"), data.attrs.get("sequence_sha256"))
     finite = np.isfinite(data.values).all(axis=1)
     if not finite.all():
-        print(f"{int((~finite).sum())} of {len(finite)} voxels with NaN or inf coefficients left out (NaN maps)")
+        logger.warning("%d of %d voxels with NaN or inf coefficients left out (NaN maps)", (~finite).sum(), len(finite))
     out = np.full((len(finite), len(estimator.names)), np.nan)
     if finite.any():
         out[finite] = estimator.predict(data.values[finite], **options)
     outside = out_of_range_count(out[finite], estimator.names)
     if outside:
-        print(f"n_out_of_range={outside}: {outside} of {int(finite.sum())} voxels with an estimate NaN or outside its "
-              "parameter's range (kept as returned)")
+        logger.warning("n_out_of_range=%d: %d of %d voxels with an estimate NaN or outside its parameter's range "
+                       "(kept as returned)", outside, outside, finite.sum())
     return out
 
 
@@ -62,7 +65,8 @@ def crb_image(signal_model, basis, estimates: np.ndarray, names: tuple[str, ...]
     inside = estimates[mask]
     ok = in_range({k: inside[:, i] for i, k in enumerate(names)})
     if not ok.all():
-        print(f"{int((~ok).sum())} of {len(ok)} voxels with an estimate outside its range or NaN: no sqrt(CRB) (NaN)")
+        logger.warning("%d of %d voxels with an estimate outside its range or NaN: no sqrt(CRB) (NaN)", (~ok).sum(),
+                       len(ok))
     values = {k: (inside[ok, names.index(k)] if k in names else np.full(int(ok.sum()), nuisance[k])) for k in pz.names}
     values, inverse = distinct_rows(values)  # dictionary estimates repeat a lot
     U = torch.as_tensor(basis.U, device=signal_model.device)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import platform
 import sys
 import time
@@ -43,6 +44,13 @@ def progress(iterable=None, **kwargs) -> tqdm:
     return tqdm(iterable, file=sys.stderr, mininterval=0.1 if sys.stderr.isatty() else 30.0, **kwargs)
 
 
+def configure_logging(stream=None) -> None:
+    """The library reports through ``logging`` (logger ``crbnet``); the CLI and the workflow scripts send its INFO
+    and above, message only, to ``stream`` (default stderr)."""
+    logging.basicConfig(stream=stream or sys.stderr, level=logging.WARNING, format="%(message)s", force=True)
+    logging.getLogger("crbnet").setLevel(logging.INFO)
+
+
 @contextlib.contextmanager
 def logged(path: str | Path, threads: int | None = None) -> Iterator[None]:
     """Send stdout and stderr (progress bars included) to ``path``, ending with the wall time; limit torch, where the
@@ -53,6 +61,7 @@ def logged(path: str | Path, threads: int | None = None) -> Iterator[None]:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     with open(path, "w") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+        configure_logging(log)
         try:
             yield
             where = f" on {torch.get_num_threads()} threads" if torch is not None else ""

@@ -6,10 +6,10 @@ resumed from its checkpoint ends with the same weights as an uninterrupted one (
 
 from __future__ import annotations
 
+import logging
 import dataclasses
 import hashlib
 import json
-import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -27,6 +27,8 @@ from crbnet.io.atomic import atomic_path, write_csv
 from crbnet.nets import ZHANG_HIDDEN, ResidualMLP
 from crbnet.runtime import progress as progress_bar
 from crbnet.devices import resolve_precision
+
+logger = logging.getLogger(__name__)
 
 HISTORY_COLUMNS = ["epoch", "lr", "loss", "train_mse", "train_crb", "val_mse", "val_crb", "seconds"]
 
@@ -263,19 +265,19 @@ def _resume(path: str | Path | None, cfg: TrainConfig, net: ResidualMLP, opt: to
         return 0
     state = torch.load(path, map_location="cpu", weights_only=True)
     if state.get("fingerprint") != cfg.fingerprint() or state["epoch"] > cfg.epochs:
-        print(f"ignoring checkpoint {path}: another training configuration or more epochs", file=sys.stderr)
+        logger.warning("ignoring checkpoint %s: another training configuration or more epochs", path)
         return 0
     here = next(net.parameters()).device.type
     if state.get("device", "cpu") != here:
-        print(f"resuming a {state.get('device', 'cpu')} checkpoint on {here}: training continues, but it will not "
-              f"end bitwise equal to an uninterrupted run (that holds per device type)", file=sys.stderr)
+        logger.warning("resuming a %s checkpoint on %s: training continues, but it will not end bitwise equal to an "
+                       "uninterrupted run (that holds per device type)", state.get("device", "cpu"), here)
     net.load_state_dict(state["net"])
     opt.load_state_dict(state["optimizer"])
     sched.load_state_dict(state["scheduler"])
     if balance is not None:
         balance.load_state_dict(state["balance"])
     history.extend(state["history"])
-    print(f"resuming from {path} at epoch {state['epoch']}", file=sys.stderr)
+    logger.info("resuming from %s at epoch %d", path, state["epoch"])
     return state["epoch"]
 
 
