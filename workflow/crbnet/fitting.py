@@ -193,7 +193,11 @@ class RefinedEstimator(NLLSEstimator):
                  candidates: Mapping[str, Sequence[float]] | None = None, batch: int | None = None) -> None:
         super().__init__(signal_model, start.basis, space, start.names, init=start, iterations=steps, batch=batch,
                          candidates=candidates)
-        self.steps = steps
+
+    @property
+    def steps(self) -> int:
+        """At most this many Gauss-Newton steps (the NLLS iterations)."""
+        return self.iterations
 
 
 def refined_from_config(start, sequence_path: str | Path, space: ParameterSpace, config: Mapping,
