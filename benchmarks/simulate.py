@@ -47,7 +47,7 @@ def _time(fn, repeats: int = 2) -> float:
 
 
 def _generator(c: dict[str, torch.Tensor], nut: torch.Tensor, rate: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """H * t of physics.md section 1 for every interval, (N, 6, 6): nutation B1 w1 t, semi-solid decay R2sl t."""
+    """H * t of docs/model.md section 1 for every interval, (N, 6, 6): nutation B1 w1 t, semi-solid decay R2sl t."""
     m0f, z = 1 - c["m0s"], torch.zeros_like(t)
     kf, kr = c["Rx"] * c["m0s"], c["Rx"] * m0f
     rows = [[-c["R2f"] * t, -c["omega0"] * t, nut, z, z, z],

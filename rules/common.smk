@@ -8,9 +8,11 @@ import yaml
 
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 
+import crbnet  # noqa: E402
 from crbnet.experiment import (  # noqa: E402
     ESTIMATORS, FIGURES, IMAGE_FIGURES, NETWORK_LOSSES, RECON_SUFFIX, SOURCES, Plan)
-from crbnet.provenance import source_digest  # noqa: E402
+from crbnet.io import bids  # noqa: E402
+from crbnet.provenance import git_commit, source_digest  # noqa: E402
 
 
 def selected_experiments():
@@ -26,6 +28,7 @@ def selected_experiments():
 PLAN = Plan.from_config(config, selected_experiments())
 RESULTS = PLAN.results
 EXPERIMENTS = PLAN.experiments
+GIT_COMMIT = git_commit(workflow.basedir)  # recorded in the BIDS trees' dataset_description.json
 
 
 wildcard_constraints:
@@ -33,10 +36,10 @@ wildcard_constraints:
     split="[A-Za-z0-9_-]+",
     loss="|".join(NETWORK_LOSSES),
     estimator="|".join(ESTIMATORS),
-    source="|".join(SOURCES),
     image="[A-Za-z0-9_-]+",
-    parameter="[A-Za-z0-9]+",
-    kind="map|sqrtcrb",
+    subject="[A-Za-z0-9]+",
+    desc="[A-Za-z0-9]+",
+    suffix="[A-Za-z0-9]+",
     curve="[A-Za-z0-9_-]+",
     comparison="[A-Za-z0-9_-]+",
     design="[A-Za-z0-9_-]+",
@@ -150,11 +153,19 @@ def image_inputs(wildcards):
     return {"data": scan["coefficients"]} | ({"mask": scan["mask"]} if "mask" in scan else {})
 
 
-def map_source(wildcards):
-    """The phantom image's file (truth) or an estimator's maps."""
-    if wildcards.source == "truth":
-        return image_file(wildcards)
-    return PLAN.path(wildcards.experiment, f"maps/{wildcards.image}/estimates_{wildcards.source}.h5")
+def bids_entry(wildcards):
+    """{image, source, parameter, kind} of the map at a BIDS path (Experiment.bids_maps)."""
+    path = f"sub-{wildcards.subject}/anat/sub-{wildcards.subject}_desc-{wildcards.desc}_{wildcards.suffix}.nii.gz"
+    entry = experiment(wildcards).bids_maps[path]
+    return dict(zip(("image", "source", "parameter", "kind"), entry))
+
+
+def bids_source(wildcards):
+    """The file a BIDS map comes from: the phantom image (truth) or the estimator's maps."""
+    entry = bids_entry(wildcards)
+    if entry["source"] == "truth":
+        return PLAN.path(wildcards.experiment, experiment(wildcards).image_file(entry["image"]))
+    return PLAN.path(wildcards.experiment, f"maps/{entry['image']}/estimates_{entry['source']}.h5")
 
 
 def estimator_maps(exp, image):

@@ -31,18 +31,21 @@ rule evaluate:
 
 rule snr_sweep:
     """Monte-Carlo bias and variance over a range of SNRs on (the first fingerprints of) one split, for Zhang
-    Fig. 7 (a random set) and Mao Fig. 2 (a single white-matter point)."""
+    Fig. 7 (a random set) and Mao Fig. 2 (a single white-matter point); the refined estimator on its own sample."""
     input:
         model=model_file,
         dataset=split_file("evaluation", "snr_sweep", "split"),
+        sequence=sequence_file,
     output:
         table=f"{RESULTS}/{{experiment}}/eval/snr_sweep/{{estimator}}.csv",
     params:
         snrs=setting("evaluation", "snr_sweep", "values"),
-        realizations=setting("evaluation", "snr_sweep", "realizations"),
+        realizations=lambda wc: experiment(wc).evaluation_size(wc.estimator, "snr_sweep")[0],
         seed=setting("evaluation", "seed"),
-        fingerprints=lambda wc: experiment(wc).evaluation["snr_sweep"].get("fingerprints"),  # absent: all
-        refined={},  # not swept
+        fingerprints=lambda wc: experiment(wc).evaluation_size(wc.estimator, "snr_sweep")[1],  # None: all
+        refined=refined_settings,
+        space=json_setting("parameter_space"),
+        device=PLAN.device,
     log:
         f"{RESULTS}/{{experiment}}/logs/snr_sweep_{{estimator}}.log",
     benchmark:

@@ -97,6 +97,28 @@ rule summary_table:
         "../workflow/scripts/summary_table.py"
 
 
+rule failure_table:
+    """Where the estimators fail, per evaluated split or SNR-sweep table, SNR and parameter: fractions of estimates
+    out of range or at the prior's edge, of fingerprints with an undefined CRB or a NaN mean (crbnet.tables)."""
+    input:
+        tables=lambda wc: [PLAN.path(wc.experiment, t) for t in experiment(wc).failure_tables().values()],
+    output:
+        table=report(f"{RESULTS}/{{experiment}}/tables/failures.csv", caption="../workflow/report/failures.rst",
+                     category="Summary"),
+    params:
+        names=lambda wc: list(experiment(wc).failure_tables()),
+    log:
+        f"{RESULTS}/{{experiment}}/logs/failure_table.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../envs/plotting.yaml"
+    script:
+        "../workflow/scripts/failure_table.py"
+
+
 for figure in IMAGE_FIGURES:
 
     rule:

@@ -54,19 +54,19 @@ rule estimate_maps:
         "../workflow/scripts/estimate_maps.py"
 
 
-rule nifti_map:
-    """One parameter map (kind "map") or its sqrt(CRB) map (kind "sqrtcrb") as NIfTI with a JSON sidecar
-    (BIDS-derivatives style), from an estimator or the truth."""
+rule bids_map:
+    """One parameter map (kind "map") or its sqrt(CRB) map (kind "sqrtcrb") of an estimator or the truth, as NIfTI
+    with its JSON sidecar in the experiment's BIDS derivatives tree (crbnet.io.bids)."""
     input:
-        maps=map_source,
+        maps=bids_source,
     output:
-        multiext(f"{RESULTS}/{{experiment}}/maps/{{image}}/desc-{{source}}_{{parameter}}{{kind}}", nii=".nii.gz",
-                 json=".json"),
+        multiext(f"{RESULTS}/{{experiment}}/bids/sub-{{subject}}/anat/sub-{{subject}}_desc-{{desc}}_{{suffix}}",
+                 nii=".nii.gz", json=".json"),
     params:
-        dataset=lambda wc: "truth" if wc.source == "truth" else ("sqrt_crb" if wc.kind == "sqrtcrb" else "estimates"),
-        algorithm=lambda wc: SOURCES[wc.source],
+        map=bids_entry,
+        algorithm=lambda wc: SOURCES[bids_entry(wc)["source"]],
     log:
-        f"{RESULTS}/{{experiment}}/logs/nifti_{{image}}_{{source}}_{{parameter}}{{kind}}.log",
+        f"{RESULTS}/{{experiment}}/logs/bids_{{subject}}_{{desc}}_{{suffix}}.log",
     threads: 1
     resources:
         mem_mb=1000,
@@ -74,7 +74,30 @@ rule nifti_map:
     conda:
         "../envs/plotting.yaml"
     script:
-        "../workflow/scripts/nifti_map.py"
+        "../workflow/scripts/bids_map.py"
+
+
+rule bids_description:
+    """The BIDS derivatives tree's dataset_description.json (crbnet's version and git commit), README.md and
+    .bidsignore (the custom suffixes)."""
+    output:
+        description=f"{RESULTS}/{{experiment}}/bids/dataset_description.json",
+        ignore=f"{RESULTS}/{{experiment}}/bids/.bidsignore",
+        readme=f"{RESULTS}/{{experiment}}/bids/README.md",
+    params:
+        version=crbnet.__version__,
+        commit=GIT_COMMIT,
+        suffixes=lambda wc: sorted({bids.suffix(name, kind) for _, _, name, kind in experiment(wc).bids_maps.values()}),
+    log:
+        f"{RESULTS}/{{experiment}}/logs/bids_description.log",
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
+    conda:
+        "../envs/plotting.yaml"
+    script:
+        "../workflow/scripts/bids_description.py"
 
 
 rule nlls_agreement:

@@ -19,7 +19,7 @@ def scipy_expm(a: torch.Tensor) -> torch.Tensor:
 
 
 def generator(c: dict, w1: torch.Tensor, R2sl: torch.Tensor) -> torch.Tensor:
-    """H of physics.md section 1 (6x6) for one interval of constant RF amplitude w1 (rad/s)."""
+    """H of docs/model.md section 1 (6x6) for one interval of constant RF amplitude w1 (rad/s)."""
     m0f = 1 - c["m0s"]
     z = torch.zeros((), dtype=torch.float64)
     b1w1 = c["B1"] * w1

@@ -84,3 +84,26 @@ def test_crb_with_unidentifiable_parameters_reports_inf(tmp_path, setting, hidde
     table = pd.read_csv(out).set_index("parameter")
     assert set(table.index[~table.identifiable]) == hidden
     assert np.isinf(table.loc[sorted(hidden), "crb"]).all() and np.isfinite(table.crb[table.identifiable]).all()
+
+
+def test_design_defaults_are_the_workflow_schemas_and_the_librarys():
+    """`crbnet design` and a workflow design share one set of defaults (the schema's); the library's own defaults
+    (DesignProblem, optimize) agree with it."""
+    import dataclasses
+    import inspect
+
+    from crbnet.cli import build_parser
+    from crbnet.design import TRF_WINDOW, DesignProblem, optimize
+    from crbnet.experiment import design_defaults
+
+    defaults = design_defaults()
+    args = build_parser().parse_args(["design", "--sequence", "s.yaml", "--estimate", "m0s", "--out", "o.yaml"])
+    assert (args.iterations, args.lr, args.knot_spacing) == (defaults["iterations"], defaults["lr"],
+                                                             defaults["knot_spacing"])
+    assert (args.draws, args.draw_seed, args.basis_draws) == tuple(defaults["prior"][k] for k in
+                                                                   ("draws", "seed", "basis_draws"))
+    assert [float(x) for x in args.trf_window_us.split(",")] == defaults["trf_window_us"]
+    assert np.allclose(np.array(TRF_WINDOW) * 1e6, defaults["trf_window_us"])
+    fields = {f.name: f.default for f in dataclasses.fields(DesignProblem)}
+    assert fields["knot_spacing"] == defaults["knot_spacing"]
+    assert inspect.signature(optimize).parameters["lr"].default == defaults["lr"]

@@ -177,3 +177,39 @@ def test_the_biased_bound_of_linear_estimators_in_closed_form():
         np.testing.assert_allclose(table.crb, crb, rtol=1e-6)
         np.testing.assert_allclose(table.biased_bound, expected_bound, rtol=1e-5)
         np.testing.assert_allclose(table.variance, expected_variance, rtol=0.12)
+
+
+class _Stuck:
+    """An estimator stuck at the lower edge of R2f's prior range, with NaN omega0 estimates."""
+
+    names, units = ("R2f", "omega0"), ("1/s", "rad/s")
+
+    def __init__(self, basis):
+        self.basis = basis
+
+    def predict(self, data, **options):
+        return np.tile([10.0, np.nan], (len(data), 1))
+
+
+def test_failures_are_counted_per_table_snr_and_parameter():
+    from conftest import toy_examples
+    from crbnet.evaluation import monte_carlo
+    from crbnet.tables import failure_table
+
+    basis, examples = toy_examples(n=12)
+    ranges = {"R2f": (10.0, 40.0), "omega0": (-20.0, 20.0)}
+    tables = {("stuck", "test"): pd.concat([monte_carlo(_Stuck(basis), examples, snr, 5, 0, ranges=ranges)
+                                            for snr in (10.0, 50.0)])}
+    raw = tables["stuck", "test"]
+    assert set(raw.realizations) == {5}
+    assert (raw[raw.parameter == "R2f"].at_prior_edge == 5).all() and (raw[raw.parameter == "R2f"].out_of_range == 0).all()
+    assert (raw[raw.parameter == "omega0"].at_prior_edge == 0).all()  # NaN is out of range, not at an edge
+    assert (raw[raw.parameter == "omega0"].out_of_range == 5).all()
+    table = failure_table(tables).set_index(["snr", "parameter"])
+    assert len(table) == 4 and set(table.fingerprints) == {12} and set(table.estimator) == {"stuck"}
+    assert (table.xs("R2f", level="parameter").at_prior_edge_fraction == 1.0).all()
+    omega0 = table.xs("omega0", level="parameter")
+    assert (omega0.out_of_range_fraction == 1.0).all() and (omega0.nan_mean_fraction == 1.0).all()
+    assert (table.undefined_crb_fraction == 0).all()
+    without = monte_carlo(_Stuck(basis), examples, 10.0, 5, 0)  # no ranges: nothing is at an edge
+    assert (without.at_prior_edge == 0).all()

@@ -139,9 +139,10 @@ def test_estimators_and_figures_follow_the_configuration():
                                         "snr_bias_std"}
     targets = set(exp.targets())
     assert {"models/matching.h5", "eval/matching_test.csv", "eval/snr_sweep/matching.csv", "tables/summary.csv",
-            "maps/p/desc-nlls_T1map.nii.gz", "maps/p/desc-truth_T1map.nii.gz", "maps/p/desc-crb_T1sqrtcrb.nii.gz",
+            "bids/sub-p/anat/sub-p_desc-nlls_T1map.nii.gz", "bids/sub-p/anat/sub-p_desc-truth_T1map.nii.gz",
+            "bids/sub-p/anat/sub-p_desc-crb_T1sqrtcrb.nii.gz", "bids/dataset_description.json",
             "figures/nlls_agreement_p.png", "figures/maps_p.png"} <= targets
-    assert "maps/p/desc-mse_T1sqrtcrb.nii.gz" not in targets
+    assert "bids/sub-p/anat/sub-p_desc-mse_T1sqrtcrb.nii.gz" not in targets
     assert schema_default(*EXP, "nlls", "properties", "init") == "prior" and exp.model_file("nlls") is None
     plan = ex.Plan.from_config(rich)
     assert plan.claims_runs() == {f"e/{e}/test": f"results/e/eval/{e}_test.csv" for e in ("crb", "matching")}
@@ -153,24 +154,27 @@ def test_estimators_and_figures_follow_the_configuration():
     assert exp.figure_tables("bias_histograms") == {"crb": "eval/crb_test.csv", "matching": "eval/matching_test.csv"}
 
 
-def test_the_refined_estimator_is_evaluated_on_its_own_sample_and_mapped_but_not_swept():
-    rich = minimal(evaluation={"splits": ["test"], "realizations": 100, "snr_sweep": {"split": "test", "values": [10, 20]}},
-                   refined={"start": "crb", "candidates": {"T1": 4}},
+def test_the_refined_estimator_is_evaluated_and_snr_swept_on_its_own_sample_and_mapped():
+    sweeps = {"snr_sweep": {"split": "test", "values": [10, 20], "realizations": 50, "fingerprints": 64},
+              "parameter_sweep": {"split": "test", "snr": 20, "realizations": 10}}
+    rich = minimal(evaluation={"splits": ["test"], "realizations": 100, **sweeps},
+                   refined={"start": "crb", "candidates": {"T1": 4}, "fingerprints": 100, "realizations": 8},
                    phantoms={"p": {"kind": "tubes", "tissues": {"a": {"T1": 1.0}}}})
     exp = ex.Plan.from_config(rich)["e"]
-    assert exp.estimators == ["crb", "refined"] and exp.swept_estimators == ["crb"]
+    assert exp.estimators == ["crb", "refined"] and exp.swept_estimators("snr_sweep") == ["crb", "refined"]
+    assert exp.swept_estimators("parameter_sweep") == ["crb"]
     assert exp.map_estimators == ["crb", "refined"] and exp.model_file("refined") == "models/crb.pt"
     refined = exp["refined"]
-    assert exp.evaluation_size("refined") == (refined["realizations"], refined["fingerprints"])
+    assert exp.evaluation_size("refined") == (8, 100)
+    assert exp.evaluation_size("refined", "snr_sweep") == (8, 64)  # its own draws, at most the sweep's fingerprints
+    assert exp.evaluation_size("crb", "snr_sweep") == (50, 64) and exp.evaluation_size("crb") == (100, None)
     assert refined["steps"] == schema_default(*EXP, "refined", "properties", "steps")
-    assert exp.evaluation_size("crb") == (100, None)
     targets = set(exp.targets())
-    assert {"eval/refined_test.csv", "maps/p/desc-refined_T1map.nii.gz", "eval/snr_sweep/crb.csv"} <= targets
-    assert "eval/snr_sweep/refined.csv" not in targets
-    assert exp.figure_tables("snr_bias_std") == {"crb": "eval/snr_sweep/crb.csv"}
-    assert exp.figure_tables("bias_histograms") == {"crb": "eval/crb_test.csv", "refined": "eval/refined_test.csv"}
-    with pytest.raises(ex.ConfigError, match="refined: 'start' is a required property"):
-        ex.Plan.from_config(minimal(refined={"steps": 2}))
+    assert {"eval/refined_test.csv", "bids/sub-p/anat/sub-p_desc-refined_T1map.nii.gz", "eval/snr_sweep/crb.csv",
+            "eval/snr_sweep/refined.csv", "eval/parameter_sweep/crb.csv"} <= targets
+    assert "eval/parameter_sweep/refined.csv" not in targets
+    assert exp.figure_tables("snr_bias_std") == {"crb": "eval/snr_sweep/crb.csv", "refined": "eval/snr_sweep/refined.csv"}
+    assert exp.figure_tables("sweep_boxplots") == {"crb": "eval/parameter_sweep/crb.csv"}
 
 
 def test_selection_and_data_from():
@@ -210,12 +214,15 @@ def test_registries_agree_with_the_schema_the_library_and_the_captions():
     assert node["refined"]["properties"]["start"]["enum"] == [*ex.NETWORK_LOSSES, "matching"]
     for figure in [*ex.FIGURES, *ex.IMAGE_FIGURES]:
         assert (ROOT / "workflow/report" / f"{figure}.rst").is_file(), figure
-    # library defaults that the workflow's schema restates must agree with it
-    fields = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    # the schema states every TrainConfig default (but the loss and the optional subset), and the library agrees
+    fields = {f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()
+              for f in dataclasses.fields(TrainConfig)}
     stated = {k: v["default"] for k, v in node["training"]["properties"].items() if "default" in v and k in fields}
-    assert {"epochs", "batch_size"} <= set(stated)
-    for key, default in stated.items():  # every default the schema states for a TrainConfig field is the library's
-        assert fields[key] == default, key
+    assert set(stated) == set(fields) - {"loss", "train_fingerprints"}
+    for key, default in stated.items():
+        library = fields[key]
+        assert (list(library) if isinstance(library, tuple) else library) == default, key
+    assert TrainConfig.from_mapping(stated) == TrainConfig()
     nlls = inspect.signature(NLLSEstimator).parameters["iterations"].default
     assert nlls == node["nlls"]["properties"]["iterations"]["default"]
     steps = inspect.signature(RefinedEstimator).parameters["steps"].default
@@ -283,9 +290,11 @@ def test_an_acquisition_adds_the_reconstructed_image_and_its_tables():
     assert settings["recon"]["engine"] == schema_default(*EXP, "phantoms", "additionalProperties", "properties",
                                                          "acquisition", "properties", "recon", "properties", "engine")
     targets = set(exp.targets())
-    assert {"maps/p_recon/desc-crb_T1map.nii.gz", "maps/p_recon/desc-truth_T1map.nii.gz", "figures/maps_p_recon.png",
+    assert {"bids/sub-precon/anat/sub-precon_desc-crb_T1map.nii.gz",
+            "bids/sub-precon/anat/sub-precon_desc-truth_T1map.nii.gz", "figures/maps_p_recon.png",
             "tables/recon_error_p.csv", "tables/recon_bias_p.csv", "figures/recon_bias_p.png"} <= targets
-    assert "maps/p_recon/desc-crb_T1sqrtcrb.nii.gz" not in targets and not any("q_recon" in t for t in targets)
+    assert "bids/sub-precon/anat/sub-precon_desc-crb_T1sqrtcrb.nii.gz" not in targets
+    assert not any("q_recon" in t or "qrecon" in t for t in targets)
 
 
 @pytest.mark.parametrize("phantoms, phrase", [

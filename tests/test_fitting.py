@@ -69,7 +69,7 @@ def test_noisy_fits_match_scipy_least_squares(setup):
 
 def test_bounds_hold_and_names_are_checked(setup):
     signal_model, basis, truth, clean = setup
-    nlls = NLLSEstimator(signal_model, basis, SPACE, ("T2",), fit=("T2",), iterations=10)
+    nlls = NLLSEstimator(signal_model, basis, SPACE, ("T2",), free=("T2",), iterations=10)
     est = nlls.predict(clean * 0 + 1e-3)  # data no parameter explains: the fit runs into a bound, never past it
     assert np.all((est >= 0.01) & (est <= 0.3))
     with pytest.raises(ValueError, match="m0s"):
@@ -86,7 +86,7 @@ def test_qmt_fits_recover_the_truth_from_the_range_centres():
     basis = svd_basis([signal_model.signal(space.sample(256, 1)).numpy()], 10, signal_model.sequence.sha256)
     clean = basis.project(signal_model.signal(truth | others).numpy()) * np.array([1.0, 0.5j, -2.0])[:, None]
     names = ("m0s", "T1", "T2f")
-    est = NLLSEstimator(signal_model, basis, space, names, fit=names, iterations=40).predict(clean)  # from the range centres
+    est = NLLSEstimator(signal_model, basis, space, names, free=names, iterations=40).predict(clean)  # from the range centres
     np.testing.assert_allclose(est, np.stack([truth[k] for k in names], 1), rtol=1e-5)
 
 
@@ -139,7 +139,7 @@ def test_a_gauss_newton_step_equals_the_one_from_finite_differences(qmt):
     fitter = NLLSEstimator(signal_model, basis, space, ("m0s", "T1", "T2f"))
     start = {k: v * 1.03 for k, v in truth.items()}
     values = {k: torch.as_tensor(v, dtype=torch.float64) for k, v in start.items()}
-    theta = torch.stack([values[k] for k in fitter.fit], 1)
+    theta = torch.stack([values[k] for k in fitter.free], 1)
     y = torch.as_tensor(clean, dtype=torch.complex128)
     c, d = fitter._coefficients(values, theta, True)
     m0 = fitter._m0(c, y)
@@ -161,7 +161,7 @@ def test_a_gauss_newton_step_equals_the_one_from_finite_differences(qmt):
         np.testing.assert_allclose(step[b], expected, rtol=2e-4, atol=1e-9 * np.abs(expected).max())
 
 
-def test_refinement_moves_a_biased_start_towards_the_truth_with_steps_plus_one_jacobians(qmt, monkeypatch):
+def test_refinement_moves_a_biased_start_towards_the_truth_with_one_jacobian_per_step(qmt, monkeypatch):
     signal_model, basis, space, truth, clean, M0 = qmt
     names = ("m0s", "T1", "T2f", "Rx", "T2s", "omega0", "B1")
     start = _Offset(basis, truth, names, {"m0s": 0.02, "T1": -0.1, "T2f": 0.01, "Rx": 5.0, "B1": 0.03})
@@ -175,16 +175,17 @@ def test_refinement_moves_a_biased_start_towards_the_truth_with_steps_plus_one_j
 
     monkeypatch.setattr(signal_model, "simulate", counting)
     errors = []
-    for steps in (2, 32):
+    for steps in (0, 2, 32):
         jacobians.clear()
         refined = RefinedEstimator(start, signal_model, space, steps=steps)
         assert isinstance(refined, Estimator) and refined.names == names and refined.basis is basis
         out = refined.predict(clean)
-        assert sum(jacobians) <= (steps + 1) * len(clean)  # one per voxel, then one per accepted step
+        assert sum(jacobians) <= steps * len(clean)  # one per voxel, then one per accepted step but the last
         truth_ = np.stack([truth[k] for k in names], 1)
         errors.append(np.abs(out - truth_) / truth_)
+    np.testing.assert_allclose(errors[0], np.abs(start.predict(clean) - truth_) / truth_)  # 0 steps: the start
     offset = np.abs(start.predict(clean) - truth_) / truth_
-    assert (errors[0][:, :3].sum(1) < 0.7 * offset[:, :3].sum(1)).all()  # two steps: closer
+    assert (errors[1][:, :3].sum(1) < 0.7 * offset[:, :3].sum(1)).all()  # two steps: closer
     np.testing.assert_allclose(out, truth_, rtol=1e-4)  # converged
 
 

@@ -1,10 +1,14 @@
-"""Code digests of rule scripts follow the crbnet modules they import, and only those."""
+"""Code digests of rule scripts follow the crbnet modules they import, and only those; the git commit recorded in\noutputs names the checkout."""
 
+import functools
+import re
 import shutil
+import subprocess
 
 import pytest
 
 from crbnet import provenance
+from crbnet.provenance import git_commit
 
 
 @pytest.fixture
@@ -41,3 +45,18 @@ def test_digest_of_the_real_training_script_covers_the_network_code():
     seen = provenance._imports(ROOT / "workflow" / "scripts" / "train_network.py")
     assert provenance.PACKAGE / "training.py" in seen
     assert len(provenance.source_digest(ROOT / "workflow" / "scripts" / "train_network.py")) == 64
+
+
+def test_git_commit_names_the_checkout_and_its_changes(tmp_path):
+    assert git_commit(tmp_path) is None  # not a checkout
+    run = functools.partial(subprocess.run, cwd=tmp_path, check=True, capture_output=True)
+    run(["git", "init", "-q"])
+    (tmp_path / "a.txt").write_text("1")
+    run(["git", "add", "a.txt"])
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "a"])
+    head = run(["git", "rev-parse", "HEAD"], text=True).stdout.strip()
+    assert git_commit(tmp_path) == head and re.fullmatch(r"[0-9a-f]{40}", head)
+    (tmp_path / "b.txt").write_text("untracked files do not count")
+    assert git_commit(tmp_path) == head
+    (tmp_path / "a.txt").write_text("2")
+    assert git_commit(tmp_path) == f"{head}-dirty"

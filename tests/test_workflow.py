@@ -4,6 +4,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -11,6 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 from conftest import REFERENCE, ROOT
+from crbnet.io.bids import map_path
 from crbnet.sequences import load_sequence
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
@@ -105,6 +107,13 @@ def test_tiny_end_to_end(tmp_path):
         # the CRB scales with 1/SNR^2
         crb = sweep.pivot(index="parameter", columns="snr", values="crb")
         np.testing.assert_allclose(crb[10] / crb[50], 25.0, rtol=1e-9)
+    refined_sweep = pd.read_csv(exp / "eval" / "snr_sweep" / "refined.csv")  # its own 2 draws, the sweep's point
+    assert len(refined_sweep) == 6 and set(refined_sweep.realizations) == {2} and set(refined_sweep.snr) == {10, 50}
+    failures = pd.read_csv(exp / "tables" / "failures.csv")
+    assert set(failures.estimator) == {"mse", "crb", "bias_reduced", "refined"}
+    assert set(failures.table) == {"test", "grid_T1_T2f", "snr_sweep"} and len(failures) == 4 * (1 + 1 + 2) * 3
+    fractions = failures.filter(like="_fraction").to_numpy()
+    assert np.all((fractions >= 0) & (fractions <= 1))
     summary = pd.read_csv(exp / "tables" / "crb_summary_train.csv")
     assert np.all(summary["finite_fraction"] == 1) and np.all(summary["sqrt_crb_median"] > 0)
     grid = pd.read_csv(exp / "tables" / "crb_slice.csv")
@@ -145,27 +154,29 @@ def test_tiny_end_to_end(tmp_path):
     comparison = pd.read_csv(out / "sequence_comparisons" / "tiny_fisp.csv")
     assert set(comparison.experiment) == {"tiny_fisp", "tiny_fisp_12"} and comparison.crb_loss.notna().all()
     assert (out / "sequence_comparisons" / "tiny_fisp.png").stat().st_size > 1000
-    _check_maps(exp / "maps" / "tubes", ("mse", "crb", "bias_reduced"), ("m0s", "T1", "T2f"), sqrt_crb=("mse",))
+    _check_maps(exp, "tubes", ("mse", "crb", "bias_reduced"), ("m0s", "T1", "T2f"), sqrt_crb=("mse",))
     import nibabel as nib
 
-    nlls = np.asarray(nib.load(exp / "maps/tubes/desc-nlls_T1map.nii.gz").dataobj)
-    labels = np.asarray(nib.load(exp / "maps/tubes/desc-truth_T1map.nii.gz").dataobj) != 0
-    assert np.sum(nlls != 0) == 7 * 2 and np.all(labels[nlls != 0])  # two interior voxels per tissue
+    nlls = np.asarray(nib.load(exp / "bids" / map_path("tubes", "nlls", "T1")).dataobj)
+    labels = np.isfinite(np.asarray(nib.load(exp / "bids" / map_path("tubes", "truth", "T1")).dataobj))
+    assert np.sum(np.isfinite(nlls)) == 7 * 2 and np.all(labels[np.isfinite(nlls)])  # two interior voxels per tissue
+    _check_bids(exp / "bids")
     agreement = pd.read_csv(exp / "tables" / "nlls_agreement_tubes.csv")  # every source against NLLS, 14 voxels
     overall = agreement[agreement.tissue == "all"]
     assert len(overall) == 5 * 3 and set(overall.voxels) == {14}  # truth, 3 networks, refined (same sample)
     assert np.all(overall.median_abs_rel_diff_pct >= 0)
     _check_recon(exp)
-    _check_maps(out / "tiny_fisp" / "maps" / "brain", ("mse", "crb", "bias_reduced", "matching"), ("T1", "T2"),
+    _check_maps(out / "tiny_fisp", "brain", ("mse", "crb", "bias_reduced", "matching"), ("T1", "T2"),
                 sqrt_crb=("matching",))
     for figure in ("tiny/figures/maps_tubes", "tiny/figures/roi_boxplots_tubes", "tiny/figures/nlls_agreement_tubes",
                    "tiny_fisp/figures/maps_brain"):
         assert (out / f"{figure}.png").stat().st_size > 1000
 
     for source in ("crb", "matching"):  # the scan path gives the phantom path's maps inside the object
-        a, b = (np.asarray(nib.load(out / f"tiny_fisp/maps/{name}/desc-{source}_T2map.nii.gz").dataobj)
+        a, b = (np.asarray(nib.load(out / "tiny_fisp/bids" / map_path(name, source, "T2")).dataobj)
                 for name in ("brain", "scan"))
-        inside = a != 0
+        inside = np.isfinite(a)
+        assert inside.any()
         np.testing.assert_array_equal(a[inside], b[inside])
     again = _snakemake("-n", *args)
     assert "Nothing to be done" in again.stdout + again.stderr
@@ -207,34 +218,59 @@ def _check_wild_network(exp, args):
     assert agreement[agreement.estimator == "mse"].n_out_of_range.sum() > 0
 
 
-def _check_maps(folder, estimators, names, sqrt_crb):
-    """NIfTI maps with sidecars for the truth and every estimator, sqrt(CRB) maps where configured; estimates are
-    finite and positive inside the object, 0 outside."""
+def _check_maps(exp, image, estimators, names, sqrt_crb):
+    """The BIDS tree's maps with sidecars for the truth and every estimator, sqrt(CRB) maps where configured;
+    estimates are finite and positive inside the object, NaN outside."""
     import json
 
     import nibabel as nib
 
-    truth = {n: np.asarray(nib.load(folder / f"desc-truth_{n}map.nii.gz").dataobj) for n in names}
-    inside = np.any([t != 0 for t in truth.values()], axis=0)  # (m0s is 0 in the bath)
+    root = exp / "bids"
+
+    def load(source, name, kind="map"):
+        path = root / map_path(image, source, name, kind)
+        return np.asarray(nib.load(path).dataobj), json.loads(path.with_name(path.name[:-7] + ".json").read_text())
+
+    inside = np.isfinite(load("truth", names[-1])[0])
+    assert inside.any() and not inside.all()
     for source in estimators:
         for n in names:
-            img = nib.load(folder / f"desc-{source}_{n}map.nii.gz")
-            data = np.asarray(img.dataobj)
-            assert data.shape == truth[n].shape and np.all(data[~inside] == 0) and np.all(np.isfinite(data))
+            data, sidecar = load(source, n)
+            assert data.shape == inside.shape and np.all(np.isnan(data[~inside])) and np.all(np.isfinite(data[inside]))
             assert np.mean(data[inside] > 0) > 0.99
-            sidecar = json.loads((folder / f"desc-{source}_{n}map.json").read_text())
             assert sidecar["Units"] == "s" or n == "m0s"
-            assert "EstimationAlgorithm" in sidecar and sidecar["Sources"]
-            assert (folder / f"desc-{source}_{n}sqrtcrb.nii.gz").exists() == (source in sqrt_crb)
+            assert sidecar["EstimationAlgorithm"] and (root / sidecar["Sources"][0]).is_file()
+            assert (root / map_path(image, source, n, "sqrtcrb")).exists() == (source in sqrt_crb)
     for source in sqrt_crb:
-        s = np.asarray(nib.load(folder / f"desc-{source}_{names[-1]}sqrtcrb.nii.gz").dataobj)
+        s = load(source, names[-1], "sqrtcrb")[0]
         # a voxel whose estimate is outside its range (a 2-epoch network's negative m0s in the bath) has no bound
-        assert np.mean(s[inside] > 0) > 0.5 and np.all(s[~inside] == 0)
+        assert np.mean(s[inside] > 0) > 0.5 and np.all(np.isnan(s[~inside]))
+
+
+def _check_bids(root):
+    """BIDS's own schema-based validator (bids-validator-deno, from PyPI in the test extra) finds no error in the
+    derivatives tree; the custom-suffix files it cannot know are in .bidsignore, the standard ones are validated."""
+    import json
+
+    validator = shutil.which("bids-validator-deno", path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    assert validator, "bids-validator-deno is not installed: pip install -e '.[test]' -c requirements-lock.txt"
+    run = subprocess.run([validator, "--format", "json", "--datasetTypes", "derivative", str(root)],
+                         capture_output=True, text=True)
+    report = json.loads(run.stdout)
+    errors = [i for i in report["issues"]["issues"] if i["severity"] == "error"]
+    assert not errors, errors
+    description = json.loads((root / "dataset_description.json").read_text())
+    assert description["DatasetType"] == "derivative" and description["GeneratedBy"][0]["Name"] == "crbnet"
+    ignored = (root / ".bidsignore").read_text().split()
+    assert "*_m0smap.*" in ignored and not any("T1map" in line for line in ignored)
+    standard = [p for p in root.rglob("*.nii.gz") if not any(p.match(pattern) for pattern in ignored)]
+    assert len(standard) > 10 and report["summary"]["totalFiles"] >= 2 * len(standard)  # maps and sidecars checked
+    assert "README_FILE_MISSING" not in {i["code"] for i in report["issues"]["issues"]}
 
 
 def _check_recon(exp):
     """The tubes' simulated acquisition: reconstructed, mapped by every estimator like the phantom, compared."""
-    _check_maps(exp / "maps" / "tubes_recon", ("mse", "crb", "bias_reduced"), ("m0s", "T1", "T2f"), sqrt_crb=())
+    _check_maps(exp, "tubes_recon", ("mse", "crb", "bias_reduced"), ("m0s", "T1", "T2f"), sqrt_crb=())
     errors = pd.read_csv(exp / "tables" / "recon_error_tubes.csv", dtype={"coefficient": str})
     by = errors.set_index(["source", "region", "coefficient"]).relative_error
     assert len(errors) == 2 * 8 * 7  # gaussian and recon x (all + 7 tissues) x (6 coefficients + all)

@@ -20,6 +20,7 @@ from crbnet.basis import BasisError
 from crbnet.crb import scale_crb, unit_crb
 from crbnet.design import TISSUES, DesignError, DesignProblem, crb_table, optimize, write_design
 from crbnet.estimator import ModelError, load_estimator
+from crbnet.experiment import design_defaults
 from crbnet.fitting import RefinedEstimator, spread_candidates
 from crbnet.io.atomic import write_csv
 from crbnet.io.voxels import DataError, read_voxels, write_estimates
@@ -299,6 +300,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "values spread over its range (e.g. omega0=8)")
     fit.set_defaults(run=_fit)
     design = sub.add_parser("design", help="CRB-optimal hybrid-state pattern (flip angles and pulse durations)")
+    defaults = design_defaults()  # the workflow's designs: defaults, one source for both
+    prior = defaults["prior"]
     design.add_argument("--sequence", required=True, help="start sequence YAML (hybrid_state_qmt)")
     design.add_argument("--estimate", required=True, metavar="NAME[,NAME...]",
                         help="parameters whose CRBs relative to their values squared are summed and minimized")
@@ -309,18 +312,18 @@ def build_parser() -> argparse.ArgumentParser:
                         help="design over draws of this training prior (mean over the draws of the summed log CRB, "
                              "finite where a value is near 0; reported relative to the prior's scale squared) "
                              "instead of over tissues")
-    design.add_argument("--draws", type=int, default=16, help="prior draws (with --prior)")
-    design.add_argument("--draw-seed", type=int, default=0, help="seed of the prior draws (with --prior)")
+    design.add_argument("--draws", type=int, default=prior["draws"], help="prior draws (with --prior)")
+    design.add_argument("--draw-seed", type=int, default=prior["seed"], help="seed of the prior draws (with --prior)")
     design.add_argument("--rank", type=int, help="with --prior: the CRBs of the rank-R SVD coefficients (the basis of "
                                                  "--basis-draws prior draws under the current pattern)")
-    design.add_argument("--basis-draws", type=int, default=128, help="prior draws whose signals give the basis")
+    design.add_argument("--basis-draws", type=int, default=prior["basis_draws"], help="prior draws whose signals give the basis")
     design.add_argument("--parameterization", default="auto", choices=["auto", "canonical", "apparent_t1"],
                         help="auto: apparent_t1 when T1 or T2f is named, else canonical; all its parameters and "
                              "the complex M0 are unknown")
-    design.add_argument("--iterations", type=int, default=200, help="Adam steps (a rerun resumes from <out>.ckpt)")
-    design.add_argument("--lr", type=float, default=0.05, help="Adam step size on the knot values (logit domain)")
-    design.add_argument("--knot-spacing", type=int, default=8, help="pulses between the knots of alpha and TRF")
-    design.add_argument("--trf-window-us", default="217.4,500", metavar="LO,HI",
+    design.add_argument("--iterations", type=int, default=defaults["iterations"], help="Adam steps (a rerun resumes from <out>.ckpt)")
+    design.add_argument("--lr", type=float, default=defaults["lr"], help="Adam step size on the knot values (logit domain)")
+    design.add_argument("--knot-spacing", type=int, default=defaults["knot_spacing"], help="pulses between the knots of alpha and TRF")
+    design.add_argument("--trf-window-us", default=",".join(map(str, defaults["trf_window_us"])), metavar="LO,HI",
                         help="pulse duration window in us (default: the published control's)")
     design.add_argument("--energy-limit", type=float, help="RF energy sum(alpha^2/TRF) limit in rad^2/s "
                                                              "(default: the start's)")

@@ -1,4 +1,4 @@
-"""Fisher information and Cramer-Rao bounds (physics.md section 3).
+"""Fisher information and Cramer-Rao bounds (docs/model.md, section 3).
 
 Measurement ``y = M0 s(theta) + n`` with circular complex Gaussian noise of variance sigma^2 per real channel.
 Real unknowns ``(Re M0, Im M0, theta_1..theta_P)``; Jacobian columns ``s, i s, M0 ds/dtheta_p``. Everything is

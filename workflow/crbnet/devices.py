@@ -11,8 +11,8 @@ import torch
 from crbnet.runtime import cpu_flags
 
 
-class DeviceError(RuntimeError):
-    """A device or precision was asked for that this machine cannot provide."""
+class DeviceError(ValueError):
+    """A device or precision that is not one of the known values, or that this machine cannot provide."""
 
 
 @functools.cache
@@ -71,3 +71,14 @@ def resolve_precision(request: str, device: torch.device) -> str:
         warnings.warn(f"bf16 is emulated on this {device.type} (no AVX512-BF16/AMX or compute capability < 8.0): "
                       f"running fp32 instead", stacklevel=2)
     return "fp32"
+
+
+def check_options(precision: str, device: torch.device | str) -> torch.device:
+    """The device of an estimator's ``predict`` options, after checking both (DeviceError naming a bad value): every
+    estimator takes the same options and checks them, whether or not they change what it computes."""
+    try:
+        device = torch.device(device)
+    except RuntimeError as err:
+        raise DeviceError(f"device: {err}") from None
+    resolve_precision(precision, device)
+    return device

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+import h5py
 import numpy as np
 import torch
 
@@ -18,7 +19,7 @@ from crbnet.basis import Basis, normalize
 from crbnet.io.atomic import atomic_path
 from crbnet.matching import MatchingEstimator
 from crbnet.nets import ResidualMLP
-from crbnet.devices import DeviceError, batch_entries, resolve_precision
+from crbnet.devices import DeviceError, batch_entries, check_options, resolve_precision
 
 FORMAT = "crbnet-estimator/1"
 
@@ -31,14 +32,18 @@ class ModelError(ValueError):
 class Estimator(Protocol):
     """What every estimator offers: the estimated parameters' ``names`` and SI ``units``, the ``basis`` its
     coefficients live in, and ``predict``: estimates (n, Pe) float64 from complex coefficients or fingerprints (n, ...)
-    of the basis's sequence (keyword options such as ``batch``, ``precision`` and ``device`` are used where they
-    apply)."""
+    of the basis's sequence. Every estimator takes the same keyword options, checks them
+    (``crbnet.devices.check_options``) and applies those that change what it computes: ``batch`` (voxels at a time),
+    ``precision`` (fp32, bf16, auto) and ``device`` (where a network runs); any other option is a TypeError naming
+    it. Rows it cannot estimate come back NaN or outside their range (``crbnet.parameters.in_range``), never
+    clipped."""
 
     names: tuple[str, ...]
     units: tuple[str, ...]
     basis: Basis
 
-    def predict(self, data: np.ndarray, **options: object) -> np.ndarray: ...
+    def predict(self, data: np.ndarray, *, batch: int | None = None, precision: str = "fp32",
+                device: torch.device | str = "cpu") -> np.ndarray: ...
 
 
 @dataclass
@@ -93,7 +98,7 @@ class NetworkEstimator:
             raise ModelError(f"expected complex coefficients or fingerprints, got {data.dtype} data")
         return self.basis.as_coefficients(data)
 
-    def predict(self, data: np.ndarray | torch.Tensor, batch: int | None = None, precision: str = "fp32",
+    def predict(self, data: np.ndarray | torch.Tensor, *, batch: int | None = None, precision: str = "fp32",
                 device: torch.device | str = "cpu") -> np.ndarray:
         """Estimates (n, Pe) float64 in physical units from complex coefficients or fingerprints (n, ...).
 
@@ -105,8 +110,8 @@ class NetworkEstimator:
         if isinstance(data, torch.Tensor):
             data = data.cpu().numpy()
         c = self.coefficients(np.asarray(data))
-        device = torch.device(device)
         try:
+            device = check_options(precision, device)
             bf16 = resolve_precision(precision, device) == "bf16"
         except DeviceError as err:
             raise ModelError(str(err)) from None
@@ -123,8 +128,11 @@ class NetworkEstimator:
 
 
 def load_estimator(path: str | Path) -> Estimator:
-    """A trained network (``.pt``) or a dictionary-matching estimator (``.h5``)."""
-    if Path(path).suffix == ".h5":
+    """A trained network or a dictionary-matching estimator, told apart by the file's content (HDF5: dictionary
+    matching; otherwise a torch file), not its name."""
+    if not Path(path).is_file():
+        raise ModelError(f"model file {path} does not exist")
+    if h5py.is_hdf5(path):
         try:
             return MatchingEstimator.load(path)
         except ValueError as err:

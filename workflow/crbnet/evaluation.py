@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -34,24 +34,30 @@ def noisy_estimates(estimator: Estimator, examples: FingerprintSet, snr: float, 
 
 
 def monte_carlo(estimator: Estimator, examples: FingerprintSet, snr: float, realizations: int, seed: int,
-                rows_per_batch: int = 262144, progress: bool = False) -> pd.DataFrame:
+                rows_per_batch: int = 262144, progress: bool = False,
+                ranges: Mapping[str, tuple[float, float]] | None = None) -> pd.DataFrame:
     """Bias, variance and CRB per fingerprint and estimated parameter at SNR = |M0| / sigma.
 
     Returns a long table (fingerprint, parameter, unit, snr, true, mean, bias, variance, crb, crb_domain,
-    out_of_range) with variance over the realizations (1/R), so bias^2 + variance is the mean squared error.
-    Estimates enter as returned; ``out_of_range`` counts the realizations whose estimate is NaN or outside the
-    parameter's range (``crbnet.parameters.in_range``); a NaN estimate makes the fingerprint's mean NaN."""
+    realizations, out_of_range, at_prior_edge) with variance over the realizations (1/R), so bias^2 + variance is the mean squared
+    error. Estimates enter as returned; ``out_of_range`` counts the realizations whose estimate is NaN or outside the
+    parameter's range (``crbnet.parameters.in_range``; a NaN estimate makes the fingerprint's mean NaN);
+    ``at_prior_edge`` those whose finite estimate is on or beyond an edge of the prior's ``ranges`` (where NLLS and
+    the refined estimator stop; 0 without ``ranges``)."""
     frames = []
     for rows, est, crb in noisy_estimates(estimator, examples, snr, realizations, seed, rows_per_batch, progress):
         truth = examples.parameters[rows]
         bv = bias_variance(est, truth)
         for k, name in enumerate(examples.names):
-            outside = (~in_range({name: est[..., k].numpy()})).sum(axis=0)
+            values = est[..., k].numpy()
+            outside = (~in_range({name: values})).sum(axis=0)
+            lower, upper = (ranges or {}).get(name, (-np.inf, np.inf))
+            edge = (np.isfinite(values) & ((values <= lower) | (values >= upper))).sum(axis=0)
             frames.append(pd.DataFrame({
                 "fingerprint": np.arange(rows.start, rows.stop), "parameter": name, "unit": examples.units[k],
                 "snr": snr, "true": truth[:, k].numpy(), "mean": bv.mean[:, k].numpy(), "bias": bv.bias[:, k].numpy(),
                 "variance": bv.variance[:, k].numpy(), "crb": crb[:, k].numpy(), "crb_domain": examples.crb_domain,
-                "out_of_range": outside,
+                "realizations": realizations, "out_of_range": outside, "at_prior_edge": edge,
             }))
     return pd.concat(frames, ignore_index=True)
 
@@ -74,13 +80,15 @@ def estimates_table(estimator: Estimator, examples: FingerprintSet, snr: float, 
 
 
 def evaluate_file(estimator: Estimator, path: str | Path, snrs: Sequence[float], realizations: int, seed: int,
-                  fingerprints: int | None = None, progress: bool = True) -> pd.DataFrame:
+                  fingerprints: int | None = None, progress: bool = True,
+                  ranges: Mapping[str, tuple[float, float]] | None = None) -> pd.DataFrame:
     """Monte-Carlo table of the first ``fingerprints`` (all by default) of a dataset file at each SNR, with every
     parameter value of the fingerprint as ``at_{name}`` columns (for grids and sweeps)."""
     examples = load_examples(path, estimator.basis, estimator.names)
     if fingerprints is not None:
         examples = examples.subset(slice(0, fingerprints))
-    tables = [monte_carlo(estimator, examples, snr, realizations, seed, progress=progress) for snr in snrs]
+    tables = [monte_carlo(estimator, examples, snr, realizations, seed, progress=progress, ranges=ranges)
+              for snr in snrs]
     return _with_values(pd.concat(tables, ignore_index=True), path)
 
 

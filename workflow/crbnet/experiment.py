@@ -16,6 +16,7 @@ from importlib import resources
 import jsonschema
 import yaml
 
+from crbnet.io import bids
 from crbnet.io.yamlfile import schema_message
 
 SCHEMA_FILE = resources.files("crbnet") / "schemas" / "config.schema.yaml"
@@ -30,6 +31,14 @@ class ConfigError(ValueError):
 def schema() -> dict:
     """The workflow configuration's JSON schema."""
     return yaml.safe_load(SCHEMA_FILE.read_text())
+
+
+def design_defaults() -> dict:
+    """The defaults the schema states for a design (``designs.NAME``, ``prior`` included): the ``crbnet design``
+    command's defaults too."""
+    props = schema()["properties"]["designs"]["additionalProperties"]["properties"]
+    out = {k: v["default"] for k, v in props.items() if "default" in v}
+    return out | {"prior": {k: v["default"] for k, v in props["prior"]["properties"].items() if "default" in v}}
 
 
 def _filling_validator() -> type:
@@ -117,7 +126,7 @@ class Figure:
     category: str
     applies: Callable[[Experiment], bool]
     networks_only: bool = False
-    sweep: bool = False  # drawn from the SNR or parameter sweeps, which the refined estimator skips
+    sweep: str | None = None  # drawn from this sweep (snr_sweep, parameter_sweep): its estimators only
 
 
 def _evaluated(key: str) -> Callable[[Experiment], bool]:
@@ -138,10 +147,12 @@ FIGURES: dict[str, Figure] = {
     "std_histograms": Figure(TEST_TABLE, "Bias and variance", _evaluated("test_split")),
     "bias_variance_histograms": Figure(TEST_TABLE, "Bias and variance", _evaluated("test_split")),
     "parameter_contributions": Figure(TEST_TABLE, "Bias and variance", _evaluated("test_split")),
-    "snr_contributions": Figure("eval/snr_sweep/{estimator}.csv", "Bias and variance", _has("snr_sweep"), sweep=True),
-    "snr_bias_std": Figure("eval/snr_sweep/{estimator}.csv", "Bias and variance", _has("snr_sweep"), sweep=True),
+    "snr_contributions": Figure("eval/snr_sweep/{estimator}.csv", "Bias and variance", _has("snr_sweep"),
+                                sweep="snr_sweep"),
+    "snr_bias_std": Figure("eval/snr_sweep/{estimator}.csv", "Bias and variance", _has("snr_sweep"),
+                           sweep="snr_sweep"),
     "sweep_boxplots": Figure("eval/parameter_sweep/{estimator}.csv", "Bias and variance", _has("parameter_sweep"),
-                             sweep=True),
+                             sweep="parameter_sweep"),
 }
 IMAGE_FIGURES = ("maps", "roi_boxplots")
 RECON_SUFFIX = "_recon"  # the image reconstructed from a phantom's simulated k-space: NAME_recon
@@ -177,20 +188,26 @@ class Experiment:
         return list(self.config["training"]["losses"]) if self.trains else []
 
     @property
-    def swept_estimators(self) -> list[str]:
-        """The estimators of the SNR and parameter sweeps: every network and, with a dictionary, ``matching``."""
-        return self.losses + (["matching"] if "dictionary" in self.config else [])
-
-    @property
     def estimators(self) -> list[str]:
-        """The estimators the Monte-Carlo evaluation runs: the swept ones and, when configured, ``refined``."""
-        return self.swept_estimators + (["refined"] if "refined" in self.config else [])
+        """The estimators the Monte-Carlo evaluation runs: every network, ``matching`` with a dictionary, and
+        ``refined`` when configured."""
+        return (self.losses + (["matching"] if "dictionary" in self.config else [])
+                + (["refined"] if "refined" in self.config else []))
 
-    def evaluation_size(self, estimator: str) -> tuple[int, int | None]:
-        """(noise realizations, first fingerprints or None for all) of the estimator's Monte-Carlo tables."""
+    def swept_estimators(self, sweep: str) -> list[str]:
+        """The estimators of a sweep: all of them in the SNR sweep (the refined estimator on its own sample), all but
+        the refined estimator in the parameter sweep (every estimate of many draws is kept there)."""
+        return [e for e in self.estimators if sweep == "snr_sweep" or e != "refined"]
+
+    def evaluation_size(self, estimator: str, sweep: str | None = None) -> tuple[int, int | None]:
+        """(noise realizations, first fingerprints or None for all) of the estimator's Monte-Carlo tables of the
+        evaluated splits or of the SNR sweep: the refined estimator's own numbers, capped by the sweep's."""
+        settings = self.evaluation if sweep is None else self.evaluation[sweep]
+        realizations, fingerprints = settings["realizations"], settings.get("fingerprints")
         if estimator == "refined":
-            return self.config["refined"]["realizations"], self.config["refined"]["fingerprints"]
-        return self.evaluation["realizations"], self.evaluation.get("fingerprints")
+            own = self.config["refined"]
+            return own["realizations"], min(own["fingerprints"], fingerprints or own["fingerprints"])
+        return realizations, fingerprints
 
     @property
     def map_estimators(self) -> list[str]:
@@ -277,10 +294,18 @@ class Experiment:
         """The estimator figures this experiment can draw from its evaluation settings."""
         return [name for name, fig in FIGURES.items() if self.trains and fig.applies(self)]
 
+    def failure_tables(self) -> dict[str, str]:
+        """{"estimator/split" or "estimator/snr_sweep": Monte-Carlo table under the experiment} of every evaluated
+        split and the SNR sweep: what tables/failures.csv summarizes."""
+        out = {f"{e}/{split}": f"eval/{e}_{split}.csv" for e in self.estimators for split in self.evaluation["splits"]}
+        if "snr_sweep" in self.evaluation:
+            out |= {f"{e}/snr_sweep": f"eval/snr_sweep/{e}.csv" for e in self.swept_estimators("snr_sweep")}
+        return out
+
     def figure_tables(self, figure: str) -> dict[str, str]:
         """{estimator: table path under the experiment} of one estimator figure."""
         fig = FIGURES[figure]
-        names = self.losses if fig.networks_only else self.swept_estimators if fig.sweep else self.estimators
+        names = self.losses if fig.networks_only else self.swept_estimators(fig.sweep) if fig.sweep else self.estimators
         return {e: fig.table.format(estimator=e, **self.figures) for e in names}
 
     def model_file(self, estimator: str) -> str | None:
@@ -317,26 +342,36 @@ class Experiment:
         out += [f"eval/{e}_{split}.csv" for e in self.estimators for split in ev["splits"]]
         for sweep in ("snr_sweep", "parameter_sweep"):
             if sweep in ev:
-                out += [f"eval/{sweep}/{e}.csv" for e in self.swept_estimators]
+                out += [f"eval/{sweep}/{e}.csv" for e in self.swept_estimators(sweep)]
         out += [f"figures/{figure}.png" for figure in self.network_figures]
+        if self.failure_tables():
+            out.append("tables/failures.csv")
         if self.figures["test_split"] in ev["splits"]:
             out.append("tables/summary.csv")
         return out + self.map_targets()
 
+    @cached_property
+    def bids_maps(self) -> dict[str, tuple[str, str, str, str]]:
+        """{path under bids/: (image, source, parameter, kind)} of every map in the BIDS derivatives tree: the truth
+        and every estimator's maps of each phantom image, the sqrt(CRB) maps of its crb_maps estimators, every
+        estimator's maps of each scan."""
+        pairs = {image: [(s, "map") for s in ("truth", *self.map_estimators)] + [(s, "sqrtcrb") for s in cfg["crb_maps"]]
+                 for image, cfg in self.phantom_images.items()}
+        pairs |= {image: [(s, "map") for s in self.map_estimators] for image in self.scans}
+        try:
+            return bids.map_files(pairs, self.config["training"]["estimate"])
+        except bids.BidsError as err:
+            raise ConfigError(f"experiment {self.name}: {err}") from None
+
     def map_targets(self) -> list[str]:
-        """NIfTI maps of every phantom (truth and every estimator; sqrt(CRB) maps of those in crb_maps), its
-        figures and, with NLLS, the NN-against-NLLS table and figure; every estimator's maps of every scan."""
-        estimate = self.config["training"]["estimate"]
-        out = []
-        for image, cfg in self.phantom_images.items():
-            nifti = [(source, "map") for source in ("truth", *self.map_estimators)]
-            nifti += [(source, "sqrtcrb") for source in cfg["crb_maps"]]
-            out += [f"maps/{image}/desc-{s}_{p}{kind}.nii.gz" for s, kind in nifti for p in estimate]
+        """The BIDS derivatives tree of every phantom and scan (bids_maps), the phantoms' figures and, with NLLS, the
+        NN-against-NLLS table and figure; the reconstructions' error tables."""
+        out = ["bids/dataset_description.json"] if self.images else []
+        out += [f"bids/{path}" for path in self.bids_maps]
+        for image in self.phantom_images:
             out += [f"figures/{figure}_{image}.png" for figure in IMAGE_FIGURES]
             if "nlls" in self.config:
                 out += [f"figures/nlls_agreement_{image}.png", f"tables/nlls_agreement_{image}.csv"]
-        for image in self.scans:
-            out += [f"maps/{image}/desc-{s}_{p}map.nii.gz" for s in self.map_estimators for p in estimate]
         for phantom in self.reconstructions.values():
             out += [f"tables/recon_error_{phantom}.csv", f"tables/recon_bias_{phantom}.csv",
                     f"figures/recon_bias_{phantom}.png"]

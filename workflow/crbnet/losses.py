@@ -1,4 +1,4 @@
-"""Training losses and the bias/variance decomposition (physics.md section 4).
+"""Training losses and the bias/variance decomposition (docs/model.md, section 4).
 
 Shapes: estimates and truths (B, Pe); CRBs (B, Pe) at each example's own M0 and sigma; for losses over noise
 realizations, estimates (R, B, Pe) with one M0 per fingerprint. Each loss is the mean over parameters of per-parameter

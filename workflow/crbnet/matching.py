@@ -1,4 +1,4 @@
-"""Dictionary matching (the reference estimator of physics.md section 5): maximum normalized inner product in a
+"""Dictionary matching (the reference estimator of docs/model.md section 5): maximum normalized inner product in a
 low-rank subspace, chunked to bounded memory, with M0 in closed form.
 
 Two searches give the same atom (up to float32 rounding of the scores): brute force over all atoms, and a
@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from crbnet.basis import Basis
+from crbnet.devices import check_options
 from crbnet.io.atomic import atomic_hdf5
 from crbnet.parameters import ParameterSpace, parameter
 from crbnet.simulation import project_signals
@@ -309,9 +310,18 @@ class MatchingEstimator:
         names_all = signal_model.parameterization.names
         return cls(Dictionary(atoms, np.stack([values[k] for k in names_all], axis=1), names_all), basis, names)
 
-    def predict(self, data: np.ndarray, **_: object) -> np.ndarray:
-        """Matched parameters (n, len(names)) from complex coefficients (n, r) or fingerprints (n, Ns)."""
-        return self.dictionary.match(self.basis.as_coefficients(np.asarray(data))).parameters[:, self._columns]
+    def predict(self, data: np.ndarray, *, batch: int | None = None, precision: str = "fp32",
+                device: torch.device | str = "cpu") -> np.ndarray:
+        """Matched parameters (n, len(names)) from complex coefficients (n, r) or fingerprints (n, Ns) (NaN for rows
+        with NaN or inf values), ``batch`` voxels at a time (default: Dictionary.match's). Matching runs on the CPU in float32 whatever ``device`` and
+        ``precision`` say (both are checked as every estimator checks them)."""
+        check_options(precision, device)
+        coefficients = self.basis.as_coefficients(np.asarray(data))
+        finite = np.isfinite(coefficients).all(axis=1)
+        out = np.full((len(coefficients), len(self.names)), np.nan)  # rows with NaN or inf data: NaN
+        if finite.any():
+            out[finite] = self.dictionary.match(coefficients[finite], chunk=batch).parameters[:, self._columns]
+        return out
 
     def save(self, path: str | Path) -> None:
         d = self.dictionary

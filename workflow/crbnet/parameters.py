@@ -1,6 +1,6 @@
 """Tissue/system parameters: names, units, hard ranges, parameterizations, priors and seeded sampling.
 
-Canonical parameters of the hybrid-state qMT model (physics.md, section 1): ``m0s, R1f, R2f, Rx, R1s, T2s,
+Canonical parameters of the hybrid-state qMT model (docs/model.md, section 1): ``m0s, R1f, R2f, Rx, R1s, T2s,
 omega0, B1`` plus the complex scale ``M0`` (handled by the CRB, never simulated). The CRB paper's apparent-T1
 parameterization replaces ``R1f, R1s`` by one ``T1`` (R1f = R1s = 1/T1) and ``R2f`` by ``T2f = 1/R2f``.
 """
@@ -55,7 +55,7 @@ _ALL = {
 
 CANONICAL = ("m0s", "R1f", "R2f", "Rx", "R1s", "T2s", "omega0", "B1")
 
-# Typical white matter (Mao's canonical values, physics.md section 2) and cortical grey matter, canonical form.
+# Typical white matter (Mao's canonical values, docs/model.md section 2) and cortical grey matter, canonical form.
 WHITE_MATTER = {"m0s": 0.2, "R1f": 1 / 1.92, "R2f": 1 / 77.6e-3, "Rx": 16.5, "R1s": 1 / 0.337, "T2s": 12.4e-6,
                 "omega0": 0.0, "B1": 1.0}
 GREY_MATTER = {"m0s": 0.098, "R1f": 1 / 2.46, "R2f": 1 / 83e-3, "Rx": 14.0, "R1s": 1 / 0.42, "T2s": 14.4e-6,
@@ -110,7 +110,7 @@ PARAMETERIZATIONS = {
         # Zhang 2022 training-prior means, with T2s in the middle of its range
         {"m0s": 0.12, "T1": 1.6, "T2f": 0.1, "Rx": 44.0, "T2s": 12e-6, "omega0": 0.0, "B1": 1.0},
     ),
-    # single-pool MRF-FISP (physics.md section 5); defaults: white matter at 3 T
+    # single-pool MRF-FISP (docs/model.md, section 5); defaults: white matter at 3 T
     "fisp": Parameterization("fisp", ("T1", "T2", "B1"), {"T1": 0.85, "T2": 0.05, "B1": 1.0}),
 }
 
@@ -234,6 +234,11 @@ class ParameterSpace:
         for c in space.constraints:
             space._parse(c)
         return space
+
+    @property
+    def ranges(self) -> dict[str, tuple[float, float]]:
+        """{name: (lower, upper)} of every parameter with a prior: where NLLS and the refined estimator stop."""
+        return {k: (p.lower, p.upper) for k, p in self.priors.items()}
 
     def _parse(self, constraint: str) -> tuple[str, str, str]:
         m = _CONSTRAINT.match(constraint)

@@ -3,7 +3,7 @@
 The linearized semi-solid transverse rate is ``R2sl = rho(tau, B1*alpha) / T2s`` with ``tau = TRF/T2s``
 (pulse duration in units of T2s) and the nutation ``B1*alpha`` (rad). ``rho`` is found by matching, at the end
 of the pulse, the longitudinal magnetization of a two-state linear model to that of the isolated semi-solid
-pool under the super-Lorentzian Green's function (physics.md, section 1). The table is computed once with
+pool under the super-Lorentzian Green's function (docs/model.md, section 1). The table is computed once with
 numpy, cached on disk and evaluated in torch with a C1 bicubic (Catmull-Rom) interpolant.
 """
 

@@ -64,7 +64,7 @@ class QMTSequence:
 
 @dataclass(frozen=True, eq=False)
 class FISPSequence:
-    """MRF-FISP train (physics.md section 5): flip angles (rad) and repetition times (s) per excitation, echo time
+    """MRF-FISP train (docs/model.md, section 5): flip angles (rad) and repetition times (s) per excitation, echo time
     TE and inversion time TI (s), inversion efficiency eta, and the number of EPG dephasing states simulated."""
 
     flip_angle: np.ndarray

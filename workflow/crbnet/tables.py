@@ -1,6 +1,6 @@
 """Tables from estimates, free of torch (plotting and summary scripts use them): the Monte-Carlo summaries (CRB-loss,
 bias and variance parts with bootstrap intervals), the headline and learning-curve tables, Welch's tests over a
-parameter sweep, and the per-tissue tables of parameter maps and their agreement with a reference estimator."""
+parameter sweep, where the estimators fail, and the per-tissue tables of parameter maps and their agreement with a reference estimator."""
 
 from __future__ import annotations
 
@@ -100,6 +100,24 @@ def headline_table(histories: dict[str, pd.DataFrame], tests: dict[str, pd.DataF
                          val_mse=last.val_mse)
         rows.append(s)
     return pd.concat(rows, ignore_index=True)
+
+
+def failure_table(tables: Mapping[tuple[str, str], pd.DataFrame]) -> pd.DataFrame:
+    """Where estimators fail, per (estimator, evaluated split or sweep) Monte-Carlo table, SNR and parameter: the
+    fractions of estimates NaN or outside the parameter's range (``out_of_range``), on or beyond an edge of the
+    prior's range (``at_prior_edge``: where NLLS and the refined estimator stop), and of fingerprints whose CRB is
+    undefined (not finite) or whose mean estimate is NaN. Nothing is dropped: these are the rows other tables count."""
+    rows = []
+    for (estimator, source), table in tables.items():
+        for (snr, parameter), g in table.groupby(["snr", "parameter"], sort=False):
+            draws = int(g["realizations"].sum())
+            rows.append({"estimator": estimator, "table": source, "snr": snr, "parameter": parameter,
+                         "fingerprints": len(g), "realizations": int(g["realizations"].iloc[0]),
+                         "out_of_range_fraction": g["out_of_range"].sum() / draws,
+                         "at_prior_edge_fraction": g["at_prior_edge"].sum() / draws,
+                         "undefined_crb_fraction": float((~np.isfinite(g["crb"])).mean()),
+                         "nan_mean_fraction": float(g["mean"].isna().mean())})
+    return pd.DataFrame(rows)
 
 
 def learning_curve_table(runs: Sequence[tuple[int, int, str, str, pd.DataFrame]]) -> pd.DataFrame:

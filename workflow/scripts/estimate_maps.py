@@ -39,7 +39,7 @@ with logged(sm.log[0], sm.threads):
         data = data.within(sample_voxels(labels, cfg["voxels_per_tissue"], cfg["seed"]))
         estimator = refined_from_config(estimator, sm.input.sequence, space, cfg, device)
     print(f"{int(data.mask.sum())} voxels")
-    estimates = data.scatter(estimate_voxels(estimator, data), np.nan)
+    estimates = data.scatter(estimate_voxels(estimator, data, device=device), np.nan)
     sqrt_crb = None
     if sm.params.crb:
         sqrt_crb = crb_image(signal_model, estimator.basis, estimates, estimator.names, data.mask, space.centre(),

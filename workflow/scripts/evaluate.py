@@ -17,10 +17,10 @@ from crbnet.devices import pick_device  # noqa: E402
 sm = snakemake  # noqa: F821
 with logged(sm.log[0], sm.threads):
     estimator = load_estimator(sm.input.model)
+    space = ParameterSpace.from_config(json.loads(sm.params.space))
     if sm.params.refined:
-        estimator = refined_from_config(estimator, sm.input.sequence,
-                                        ParameterSpace.from_config(json.loads(sm.params.space)), sm.params.refined,
+        estimator = refined_from_config(estimator, sm.input.sequence, space, sm.params.refined,
                                         pick_device(sm.params.device, sm.resources.get("gpu", 0)))
     table = evaluate_file(estimator, sm.input.dataset, sm.params.snrs, sm.params.realizations, sm.params.seed,
-                          sm.params.fingerprints)
+                          sm.params.fingerprints, ranges=space.ranges)
     write_csv(table, sm.output.table)

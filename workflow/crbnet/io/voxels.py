@@ -85,11 +85,11 @@ def read_voxels(path: str | Path, mask_path: str | Path | None = None) -> VoxelD
 
 def write_estimates(path: str | Path, estimates: np.ndarray, names: list[str], units: list[str], source: VoxelData,
                     attrs: dict | None = None) -> None:
-    """Parameter maps (*spatial, P): NPY or HDF5 (NaN outside the mask), or NIfTI (0 outside the mask, same
-    affine as a NIfTI input) with a JSON sidecar naming the volumes and their units."""
+    """Parameter maps (*spatial, P), NaN outside the mask: NPY, HDF5, or NIfTI (same affine as a NIfTI input) with a
+    JSON sidecar naming the volumes and their units."""
     meta = {"names": list(names), "units": list(units), **(attrs or {})}
     if is_nifti(path):
-        write_nifti(path, source.scatter(estimates.astype(np.float32), 0.0), source.affine, meta)
+        write_nifti(path, source.scatter(estimates.astype(np.float32), np.nan), source.affine, meta)
         return
     maps = source.scatter(estimates, np.nan)
     if Path(path).suffix == ".npy":

@@ -1,4 +1,4 @@
-"""MRF-FISP signal model with extended phase graphs (physics.md section 5).
+"""MRF-FISP signal model with extended phase graphs (docs/model.md, section 5).
 
 States F+_k, F-_k, Z_k (k = 0..K-1) are the coefficients of exp(i k theta) in (M+, M-, Mz) over the dephasing
 angle theta. Per excitation n: rotation by B1 alpha_n about x, relaxation over TE, sample F+_0, relaxation over

@@ -1,4 +1,4 @@
-"""Fused numba CPU kernel of the MRF-FISP EPG model (physics.md section 5): signal and exact T1, T2, B1 tangents.
+"""Fused numba CPU kernel of the MRF-FISP EPG model (docs/model.md, section 5): signal and exact T1, T2, B1 tangents.
 
 The same real recursion as crbnet.signals.fisp.epg_fisp (P = -i F+, M = -i F-, Z per dephasing order k < K) with
 its forward-mode tangents, one fingerprint per ``numba.prange`` iteration. Per excitation: rotation by B1 alpha

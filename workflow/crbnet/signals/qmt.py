@@ -1,4 +1,4 @@
-"""Hybrid-state qMT signal model (linear approximation of the generalized Bloch model, physics.md section 1).
+"""Hybrid-state qMT signal model (linear approximation of the generalized Bloch model, docs/model.md section 1).
 
 State ``[xf, yf, zf, xs, zs, 1]``. Free precession zeroes xs, so between pulses the state is the reduced
 ``[xf, yf, zf, zs, 1]`` and each repetition is an affine 5x5 map ``P_i = Ufp Epulse Rz(pi) Ufp``. The steady

@@ -1,4 +1,4 @@
-"""Fused numba CPU kernel of the hybrid-state qMT model (physics.md section 1): signal and exact Jacobian.
+"""Fused numba CPU kernel of the hybrid-state qMT model (docs/model.md, section 1): signal and exact Jacobian.
 
 One fingerprint's whole pulse chain runs in small thread-local arrays, ``numba.prange`` over fingerprints.
 Generators are 6x6 on ``[xf, yf, zf, xs, zs, 1]`` with the sparsity of H; the reduced repetition maps are affine
