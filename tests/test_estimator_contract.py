@@ -117,10 +117,8 @@ def test_out_of_range_estimates_are_returned_as_they_are(kind, problem):
         network = est if kind == "network" else est.init
         with torch.no_grad():
             network.net.shift[1] = -1.0  # T2 of -1 s
-        raw = network.predict(c)
-        assert np.all(raw[:, 1] < 0)
+        assert np.all(network.predict(c)[:, 1] < 0)  # returned as computed: nothing clips them into range
         if kind == "network":
-            np.testing.assert_array_equal(est.predict(c), raw)
             return
     out = est.predict(c)  # matching, NLLS, and refinement from an out-of-range start (it starts from the prior)
     assert np.all(in_range({n: out[:, i] for i, n in enumerate(NAMES)}))

@@ -316,13 +316,17 @@ def build_parser() -> argparse.ArgumentParser:
     design.add_argument("--draw-seed", type=int, default=prior["seed"], help="seed of the prior draws (with --prior)")
     design.add_argument("--rank", type=int, help="with --prior: the CRBs of the rank-R SVD coefficients (the basis of "
                                                  "--basis-draws prior draws under the current pattern)")
-    design.add_argument("--basis-draws", type=int, default=prior["basis_draws"], help="prior draws whose signals give the basis")
+    design.add_argument("--basis-draws", type=int, default=prior["basis_draws"],
+                        help="prior draws whose signals give the basis")
     design.add_argument("--parameterization", default="auto", choices=["auto", "canonical", "apparent_t1"],
                         help="auto: apparent_t1 when T1 or T2f is named, else canonical; all its parameters and "
                              "the complex M0 are unknown")
-    design.add_argument("--iterations", type=int, default=defaults["iterations"], help="Adam steps (a rerun resumes from <out>.ckpt)")
-    design.add_argument("--lr", type=float, default=defaults["lr"], help="Adam step size on the knot values (logit domain)")
-    design.add_argument("--knot-spacing", type=int, default=defaults["knot_spacing"], help="pulses between the knots of alpha and TRF")
+    design.add_argument("--iterations", type=int, default=defaults["iterations"],
+                        help="Adam steps (a rerun resumes from <out>.ckpt)")
+    design.add_argument("--lr", type=float, default=defaults["lr"],
+                        help="Adam step size on the knot values (logit domain)")
+    design.add_argument("--knot-spacing", type=int, default=defaults["knot_spacing"],
+                        help="pulses between the knots of alpha and TRF")
     design.add_argument("--trf-window-us", default=",".join(map(str, defaults["trf_window_us"])), metavar="LO,HI",
                         help="pulse duration window in us (default: the published control's)")
     design.add_argument("--energy-limit", type=float, help="RF energy sum(alpha^2/TRF) limit in rad^2/s "

@@ -73,12 +73,12 @@ def resolve_precision(request: str, device: torch.device) -> str:
     return "fp32"
 
 
-def check_options(precision: str, device: torch.device | str) -> torch.device:
-    """The device of an estimator's ``predict`` options, after checking both (DeviceError naming a bad value): every
-    estimator takes the same options and checks them, whether or not they change what it computes."""
+def check_options(precision: str, device: torch.device | str) -> tuple[torch.device, str]:
+    """(device, precision to run) of an estimator's ``predict`` options, after checking both (DeviceError naming a
+    bad value; resolve_precision): every estimator takes the same options and checks them, whether or not they change
+    what it computes."""
     try:
         device = torch.device(device)
     except RuntimeError as err:
         raise DeviceError(f"device: {err}") from None
-    resolve_precision(precision, device)
-    return device
+    return device, resolve_precision(precision, device)

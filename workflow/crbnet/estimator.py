@@ -19,7 +19,7 @@ from crbnet.basis import Basis, normalize
 from crbnet.io.atomic import atomic_path
 from crbnet.matching import MatchingEstimator
 from crbnet.nets import ResidualMLP
-from crbnet.devices import DeviceError, batch_entries, check_options, resolve_precision
+from crbnet.devices import DeviceError, batch_entries, check_options
 
 FORMAT = "crbnet-estimator/1"
 
@@ -111,11 +111,10 @@ class NetworkEstimator:
             data = data.cpu().numpy()
         c = self.coefficients(np.asarray(data))
         try:
-            device = check_options(precision, device)
-            bf16 = resolve_precision(precision, device) == "bf16"
+            device, run = check_options(precision, device)
         except DeviceError as err:
             raise ModelError(str(err)) from None
-        net = self.net.folded(bf16=bf16).to(device=device)
+        net = self.net.folded(bf16=run == "bf16").to(device=device)
         batch = batch or batch_entries(device, 16 * sum(m.out_features for m in net.modules()
                                                         if isinstance(m, torch.nn.Linear)), 4096)
         out = np.empty((c.shape[0], len(self.names)), dtype=np.float64)

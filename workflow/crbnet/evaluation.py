@@ -39,8 +39,8 @@ def monte_carlo(estimator: Estimator, examples: FingerprintSet, snr: float, real
     """Bias, variance and CRB per fingerprint and estimated parameter at SNR = |M0| / sigma.
 
     Returns a long table (fingerprint, parameter, unit, snr, true, mean, bias, variance, crb, crb_domain,
-    realizations, out_of_range, at_prior_edge) with variance over the realizations (1/R), so bias^2 + variance is the mean squared
-    error. Estimates enter as returned; ``out_of_range`` counts the realizations whose estimate is NaN or outside the
+    realizations, out_of_range, at_prior_edge) with variance over the realizations (1/R), so bias^2 + variance is
+    the mean squared error. Estimates enter as returned; ``out_of_range`` counts the realizations whose estimate is NaN or outside the
     parameter's range (``crbnet.parameters.in_range``; a NaN estimate makes the fingerprint's mean NaN);
     ``at_prior_edge`` those whose finite estimate is on or beyond an edge of the prior's ``ranges`` (where NLLS and
     the refined estimator stop; 0 without ``ranges``)."""
