@@ -45,7 +45,7 @@ rule reconstruct:
         f"{RESULTS}/{{experiment}}/logs/reconstruct_{{image}}.log",
     threads: 2
     resources:
-        gpu=1,
+        gpu=GPU,
         mem_mb=8000,
         runtime=60,
     conda:

@@ -29,6 +29,9 @@ PLAN = Plan.from_config(config, selected_experiments())
 RESULTS = PLAN.results
 EXPERIMENTS = PLAN.experiments
 GIT_COMMIT = git_commit(workflow.basedir)  # recorded in the BIDS trees' dataset_description.json
+# resources.gpu of the rules that can use a GPU (training, reconstruction): none under `device: cpu`, the one switch
+# for a machine or cluster without GPUs (sbatch refuses --gpus where no GPU is configured)
+GPU = 0 if PLAN.device == "cpu" else 1
 
 
 wildcard_constraints:

@@ -14,7 +14,7 @@ rule train_network:
     threads: 1  # small networks: two jobs of 1 thread train 1.7x faster than one of 2 (benchmarks/train.py);
     # Zhang's 14-layer network gains from more: --set-threads train_network=N (profiles/slurm: 8)
     resources:
-        gpu=1,
+        gpu=GPU,
         mem_mb=8000,
         runtime=24 * 60,
     conda:

@@ -353,3 +353,29 @@ def test_profiles_name_only_rules_that_exist():
         settings = yaml.safe_load(profile.read_text())
         for key in ("set-threads", "set-resources"):
             assert set(settings.get(key, {})) <= rules, f"{profile}: {key} names {set(settings[key]) - rules}"
+
+
+def _gpu_rules(tmp_path, *config) -> set[str]:
+    """Rules whose jobs reserve a GPU in a dry run of the whole tiny workflow with the SLURM profile's resources."""
+    import re
+
+    profile = yaml.safe_load((ROOT / "profiles" / "slurm" / "config.yaml").read_text())
+    resources = [f"{rule}:{key}={value}" for rule, entries in profile["set-resources"].items()
+                 for key, value in entries.items()]
+    run = _snakemake("-n", "--forceall", "--cores", "1", "--configfile", "tests/config/tiny.yaml",
+                     "--config", f"results={tmp_path}", *config, "--set-resources", *resources)
+    assert run.returncode == 0, run.stdout + run.stderr
+    reserving, rule = set(), None
+    for line in run.stdout.splitlines():
+        if match := re.match(r"^(?:local)?rule (\w+):", line):
+            rule = match[1]
+        elif (gpus := re.search(r"resources:.*\bgpu=(\d+)", line)) and int(gpus[1]) > 0:
+            reserving.add(rule)
+    return reserving
+
+
+def test_device_cpu_is_the_one_switch_for_a_cluster_without_gpus(tmp_path):
+    """`device: cpu` leaves no job reserving a GPU (sbatch refuses --gpus where a cluster has none), whatever rule
+    or profile entry reserves one otherwise."""
+    assert {"train_network", "reconstruct"} <= _gpu_rules(tmp_path, "device=auto")  # the tiny config says cpu
+    assert _gpu_rules(tmp_path, "device=cpu") == set()

@@ -35,11 +35,11 @@ def cluster(tmp_path_factory):
 
 
 def _site_overrides() -> list[str]:
-    """What a user on a small CPU-only site passes: no GPU, jobs of at most half this machine's cores (two run at
-    once: every job spends seconds starting Python), and memory requests that fit its one node (the profile's are
-    sized for paper-scale runs)."""
+    """What a user on a small CPU-only site passes: jobs of at most half this machine's cores (two run at once: every
+    job spends seconds starting Python) and memory requests that fit its one node (the profile's are sized for
+    paper-scale runs). No GPU: the `--config device=cpu` of the test itself."""
     profile = yaml.safe_load((PROFILE / "config.yaml").read_text())
-    resources = [f"{rule}:mem_mb=1500" for rule in profile["set-resources"]] + ["train_network:gpu=0"]
+    resources = [f"{rule}:mem_mb=1500" for rule in profile["set-resources"]]
     return ["--max-threads", str(max(1, (os.cpu_count() or 2) // 2)), "--default-resources", "mem_mb=1000", "runtime=30",
             "--set-resources", *resources]
 
@@ -48,7 +48,7 @@ def test_tiny_workflow_runs_through_sbatch(cluster, tmp_path):
     out = tmp_path / "results"
     run = subprocess.run(
         [sys.executable, "-m", "snakemake", "--profile", str(PROFILE), "--configfile", "tests/config/tiny.yaml",
-         "--config", f"results={out}", "--slurm-no-account", "--slurm-status-command", "squeue",
+         "--config", f"results={out}", "device=cpu", "--slurm-no-account", "--slurm-status-command", "squeue",
          "--slurm-keep-successful-logs", "--slurm-init-seconds-before-status-checks", "5",
          "--seconds-between-status-checks", "5", "--slurm-logdir", str(tmp_path / "slurm_logs"), *_site_overrides()],
         cwd=ROOT, env=cluster, capture_output=True, text=True)

@@ -153,27 +153,35 @@ def reconstruct(kspace: np.ndarray, trajectory: np.ndarray, U: np.ndarray, coil_
 def reconstruct_bart(kspace: np.ndarray, trajectory: np.ndarray, U: np.ndarray, coil_maps: np.ndarray,
                      lam: float = 0.0, iterations: int = 100, block: int = 8) -> np.ndarray:
     """The same reconstruction by BART's ``pics -B`` (the field's reference; Debian package ``bart``): l2 with
-    weight 0 when ``lam`` is 0, else locally low rank (``-R L:3:3:lam``, BART's own scaling of lambda). Returns
-    coefficient images (X, Y, r) complex64."""
+    weight 0 when ``lam`` is 0, else locally low rank by ADMM (``-m -R L:3:3:lam``, BART's own scaling of lambda).
+    BART's NUFFT puts the centre of an odd axis of length N at N/2, not at N // 2, and is wrong on odd grids, so an
+    odd axis is padded by one voxel of zero sensitivity in front (which keeps our centre) and cropped after, and
+    the result is rescaled by BART's normalization of the padded grid. Returns coefficient images (X, Y, r)
+    complex64."""
     if shutil.which("bart") is None:
         raise AcquisitionError("recon engine 'bart' needs the bart command (Debian: apt install bart)")
     shape = np.array(coil_maps.shape[1:])
-    regularization = ["-l2", "-r", "0"] if lam == 0 else ["-R", f"L:3:3:{lam}", "-b", str(block)]
+    pad = shape % 2
+    padded = shape + pad
+    maps = np.pad(coil_maps, ((0, 0), (pad[0], 0), (pad[1], 0)))
+    regularization = ["-l2", "-r", "0"] if lam == 0 else ["-m", "-R", f"L:3:3:{lam}", "-b", str(block)]
     with tempfile.TemporaryDirectory() as tmp:
         # BART: trajectory in units of 1/FOV (3, readout, spokes, 1, 1, frames), k-space (1, readout, spokes,
         # coils, 1, frames), basis (1, 1, 1, 1, 1, frames, r), sensitivities (X, Y, 1, coils)
         traj = np.zeros((3, *trajectory.shape[2:0:-1], 1, 1, trajectory.shape[0]))
-        traj[:2] = np.transpose(trajectory * shape / (2 * np.pi), (3, 2, 1, 0))[:, :, :, None, None, :]
+        traj[:2] = np.transpose(trajectory * padded / (2 * np.pi), (3, 2, 1, 0))[:, :, :, None, None, :]
         write_cfl(f"{tmp}/traj", traj)
         write_cfl(f"{tmp}/ksp", np.transpose(kspace, (3, 2, 0, 1))[None, :, :, :, None, :])
         write_cfl(f"{tmp}/basis", U[None, None, None, None, None])
-        write_cfl(f"{tmp}/sens", np.transpose(coil_maps, (1, 2, 0))[:, :, None, :])
+        write_cfl(f"{tmp}/sens", np.transpose(maps, (1, 2, 0))[:, :, None, :])
         run = subprocess.run(["bart", "pics", "-S", "-i", str(iterations), *regularization, "-B", f"{tmp}/basis",
                               "-t", f"{tmp}/traj", f"{tmp}/ksp", f"{tmp}/sens", f"{tmp}/out"],
                              capture_output=True, text=True)
         if run.returncode != 0:
             raise AcquisitionError(f"bart pics failed: {run.stderr.strip()[-300:]}")
-        return read_cfl(f"{tmp}/out").reshape(*shape, U.shape[1]).astype(np.complex64)
+        out = read_cfl(f"{tmp}/out").reshape(*padded, U.shape[1])[pad[0]:, pad[1]:]
+    # BART's NUFFT is unitary on the padded grid: 1/sqrt(X' Y') where ours has 1/sqrt(X Y)
+    return (out * np.sqrt(np.prod(shape) / np.prod(padded))).astype(np.complex64)
 
 
 def reconstruct_kspace(kspace: KSpace, basis: Basis, coil_maps: str = "estimated", calibration_radius: float = 0.4,
