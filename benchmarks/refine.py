@@ -5,8 +5,8 @@
    its mean estimate over all 7 parameters and M0; crbnet.evaluation.biased_bound).
 2. Steps: the CRB network refined by K = 0, 1, 2, 3, 5 Gauss-Newton steps (omega0 from the best of 8 candidates,
    the other nuisance parameters from the prior means) and NLLS from the prior means (20 iterations), on the first
-   ``--fingerprints`` of the T1 x T2f grid and of the test split, ``--realizations`` draws each at SNR 50:
-   CRB-loss, bias part, variance part and median std/sqrt(CRB) per parameter (crbnet.tables.summarize).
+   ``--fingerprints`` of the T1 x T2f grid and of the test split, ``--realizations`` draws each at SNR 50
+   (crbnet.evaluation.refinement_curve, the workflow's rule refine_steps at a larger sample).
 
 Writes ``--out`` (CSV) and prints the table. Needs ``results/default`` of ``snakemake --cores all``.
 """
@@ -19,19 +19,17 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-import pandas as pd
 import torch
 import yaml
 from crbnet.datasets import load_examples
 from crbnet.estimator import load_estimator
-from crbnet.evaluation import biased_bound, monte_carlo
-from crbnet.fitting import NLLSEstimator, RefinedEstimator, spread_candidates
+from crbnet.evaluation import biased_bound, refinement_curve
+from crbnet.fitting import spread_candidates
 from crbnet.io.atomic import write_csv
 from crbnet.parameters import ParameterSpace
 from crbnet.runtime import cpu_description
 from crbnet.sequences import load_sequence
 from crbnet.signals import signal_model_for
-from crbnet.tables import summarize
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -66,26 +64,15 @@ def main() -> None:
               f"{np.mean(g.variance >= 0.8 * g.biased_bound):.0%}")
     write_csv(bound, Path(args.out).with_suffix(".bound.csv"))
 
-    rows = []
-    candidates = spread_candidates(space, {"omega0": 8})
-    estimators = {f"refined_{k}": RefinedEstimator(net, signal_model, space, int(k), candidates)
-                  for k in args.steps.split(",")}
-    estimators["nlls_prior_20"] = NLLSEstimator(signal_model, net.basis, space, net.names, iterations=20)
-    for split in ("grid_T1_T2f", "test"):
-        examples = load_examples(results / "data" / f"{split}.h5", net.basis, net.names)
-        examples = examples.subset(slice(0, args.fingerprints))
-        for name, estimator in estimators.items():
-            tic = time.perf_counter()
-            table = monte_carlo(estimator, examples, 50.0, args.realizations, seed=0)
-            seconds = time.perf_counter() - tic
-            s = summarize(table).assign(split=split, estimator=name,
-                                        ms_per_voxel=1e3 * seconds / (len(examples) * args.realizations))
-            rows.append(s)
-            print(f"{split} {name} ({s.ms_per_voxel.iloc[0]:.1f} ms/voxel): " + "; ".join(
-                f"{r.parameter} loss {r.crb_loss:.2f} bias {r.bias_part:.2f} var {r.variance_part:.2f} "
-                f"std/sqrtCRB {r.median_std_ratio:.2f} out {r.n_out_of_range}" for r in s.itertuples()), flush=True)
-    write_csv(pd.concat(rows, ignore_index=True), args.out)
-
+    examples = {split: load_examples(results / "data" / f"{split}.h5", net.basis, net.names).subset(
+        slice(0, args.fingerprints)) for split in ("grid_T1_T2f", "test")}
+    table = refinement_curve(net, signal_model, space, examples, [int(k) for k in args.steps.split(",")],
+                             spread_candidates(space, {"omega0": 8}), 20, 50.0, args.realizations, 0)
+    for r in table.itertuples():
+        print(f"{r.split} {r.estimator} {r.steps} ({r.ms_per_voxel:.1f} ms/voxel) {r.parameter}: loss {r.crb_loss:.2f} "
+              f"bias {r.bias_part:.2f} var {r.variance_part:.2f} std/sqrtCRB {r.median_std_ratio:.2f} "
+              f"edge {r.at_prior_edge:.1%} out {r.n_out_of_range}")
+    write_csv(table, args.out)
 
 if __name__ == "__main__":
     main()

@@ -131,6 +131,13 @@ def refined_settings(wildcards):
     return experiment(wildcards)["refined"] if wildcards.estimator == "refined" else {}
 
 
+def refine_curve_inputs(wildcards):
+    """The refined estimator's start, the sequence and the dataset of every split of its steps curve."""
+    exp = experiment(wildcards)
+    return {"model": PLAN.path(exp.name, exp.model_file("refined")), "sequence": sequence_file(wildcards),
+            **{split: data_file(wildcards, split) for split in exp.refine_curve_splits}}
+
+
 def model_file(wildcards):
     """The estimator's file; for NLLS from the prior means, the basis."""
     relative = experiment(wildcards).model_file(wildcards.estimator)

@@ -81,3 +81,32 @@ rule parameter_sweep:
         "../envs/training.yaml"
     script:
         "../workflow/scripts/parameter_sweep.py"
+
+
+rule refine_steps:
+    """The refined estimator's start refined by each number of Gauss-Newton steps, and NLLS from the prior means,
+    on the same noise draws of the first fingerprints of the grid and test splits (refined.curve)."""
+    input:
+        unpack(refine_curve_inputs),
+    output:
+        table=report(f"{RESULTS}/{{experiment}}/tables/refine_steps.csv",
+                     caption="../workflow/report/refine_steps_table.rst", category="Bias and variance"),
+    params:
+        splits=lambda wc: experiment(wc).refine_curve_splits,
+        refined=json_setting("refined"),
+        snr=lambda wc: experiment(wc).evaluation["snr"],
+        seed=setting("evaluation", "seed"),
+        space=json_setting("parameter_space"),
+        device=PLAN.device,
+    log:
+        f"{RESULTS}/{{experiment}}/logs/refine_steps.log",
+    benchmark:
+        f"{RESULTS}/{{experiment}}/benchmarks/refine_steps.tsv"
+    threads: 4
+    resources:
+        mem_mb=8000,
+        runtime=120,
+    conda:
+        "../envs/training.yaml"
+    script:
+        "../workflow/scripts/refine_steps.py"

@@ -97,6 +97,26 @@ rule summary_table:
         "../workflow/scripts/summary_table.py"
 
 
+rule plot_refine_steps:
+    """Bias and std against sqrt(CRB) per number of refinement steps, with NLLS from the prior means."""
+    input:
+        table=f"{RESULTS}/{{experiment}}/tables/refine_steps.csv",
+    output:
+        png=report(f"{RESULTS}/{{experiment}}/figures/refine_steps.png", caption="../workflow/report/refine_steps.rst",
+                   category="Bias and variance"),
+        pdf=f"{RESULTS}/{{experiment}}/figures/refine_steps.pdf",
+    log:
+        f"{RESULTS}/{{experiment}}/logs/plot_refine_steps.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    conda:
+        "../envs/plotting.yaml"
+    script:
+        "../workflow/scripts/plot_refine_steps.py"
+
+
 rule failure_table:
     """Where the estimators fail, per evaluated split or SNR-sweep table, SNR and parameter: fractions of estimates
     out of range or at the prior's edge, of fingerprints with an undefined CRB or a NaN mean (crbnet.tables)."""

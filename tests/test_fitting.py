@@ -204,3 +204,32 @@ def test_refinement_keeps_the_bounds_and_searches_the_candidates_the_start_lacks
     np.testing.assert_array_equal(chosen["B1"], truth["B1"])
     with pytest.raises(ValueError, match="candidates for w0"):
         RefinedEstimator(wild, signal_model, space, candidates={"w0": [0.0]})
+
+
+def test_the_steps_curve_compares_refinement_and_nlls_on_the_same_draws(setup):
+    """crbnet.evaluation.refinement_curve: 0 steps is the start alone (a coarse dictionary, biased), a few steps
+    remove most of its bias, and NLLS from the prior means is evaluated on the same draws."""
+    from crbnet.crb import unit_crb
+    from crbnet.datasets import FingerprintSet
+    from crbnet.evaluation import monte_carlo, refinement_curve
+    from crbnet.tables import summarize
+
+    signal_model, basis, truth, _ = setup
+    names = ("T1", "T2")
+    signal, jac = signal_model.simulate(truth, FISP.names)
+    crb = unit_crb(signal, jac, torch.as_tensor(basis.U))[:, [FISP.names.index(k) for k in names]]
+    params = torch.as_tensor(np.stack([truth[k] for k in names], 1))
+    examples = FingerprintSet(names, ("s", "s"), params, torch.as_tensor(basis.project(signal.numpy())).to(torch.complex64),
+                              crb, "coefficients")
+    start = MatchingEstimator.from_grid(signal_model, basis, SPACE, {"T1": np.geomspace(0.3, 2.8, 5),
+                                                                     "T2": np.geomspace(0.015, 0.28, 5)}, names)
+    candidates = {"B1": [0.8, 1.0, 1.2]}
+    table = refinement_curve(start, signal_model, SPACE, {"grid": examples}, [0, 3], candidates, 10, 200.0, 8, 0)
+    assert sorted(set(zip(table.estimator, table.steps))) == [("nlls_prior", 10), ("refined", 0), ("refined", 3)]
+    assert len(table) == 3 * len(names) and (table.split == "grid").all() and (table.ms_per_voxel > 0).all()
+    rows = table.set_index(["estimator", "steps", "parameter"])
+    alone = summarize(monte_carlo(start, examples, 200.0, 8, 0)).set_index("parameter")
+    for k in names:  # the same draws: 0 steps is the start's own Monte Carlo (its grid lies inside the bounds)
+        assert rows.loc[("refined", 0, k), "crb_loss"] == pytest.approx(alone.loc[k, "crb_loss"], rel=1e-12)
+        assert rows.loc[("refined", 3, k), "median_bias_ratio"] < 0.2 * rows.loc[("refined", 0, k), "median_bias_ratio"]
+        assert rows.loc[("nlls_prior", 10, k), "median_std_ratio"] == pytest.approx(1.0, abs=0.5)

@@ -117,3 +117,19 @@ def test_importing_the_plotting_module_leaves_the_backend_to_the_user():
     out = subprocess.run([sys.executable, "-c", code], env=os.environ | {"MPLBACKEND": "svg"}, capture_output=True,
                          text=True, check=True)
     assert out.stdout.strip() == "svg"
+
+
+def test_steps_curve_figure_has_a_panel_per_split_and_parameter_and_marks_nlls():
+    import pandas as pd
+
+    from crbnet.plotting import plot_refine_steps
+
+    rows = [{"split": split, "estimator": est, "steps": k, "parameter": p, **{
+        f"{key}{end}": v for key, v in (("median_std_ratio", 0.5 + 0.1 * k), ("median_bias_ratio", 0.3 / (1 + k)))
+        for end in ("", "_lo", "_hi")}}
+        for split in ("grid", "test") for p in ("T1", "T2") for est, k in (("refined", 0), ("refined", 2), ("nlls_prior", 20))]
+    fig = plot_refine_steps(pd.DataFrame(rows))
+    assert len(fig.axes) == 4 and fig.axes[0].get_title() == "T1 (grid)" and fig.axes[3].get_title() == "T2 (test)"
+    # NLLS's two values drawn as horizontal lines at its medians in every panel
+    levels = {round(line.get_ydata()[0], 6) for line in fig.axes[0].lines if len(set(line.get_ydata())) == 1}
+    assert {round(0.5 + 0.1 * 20, 6), round(0.3 / 21, 6), 1.0} <= levels

@@ -109,6 +109,10 @@ def test_tiny_end_to_end(tmp_path):
         np.testing.assert_allclose(crb[10] / crb[50], 25.0, rtol=1e-9)
     refined_sweep = pd.read_csv(exp / "eval" / "snr_sweep" / "refined.csv")  # its own 2 draws, the sweep's point
     assert len(refined_sweep) == 6 and set(refined_sweep.realizations) == {2} and set(refined_sweep.snr) == {10, 50}
+    curve = pd.read_csv(exp / "tables" / "refine_steps.csv")  # 2 splits x (0, 1 steps, NLLS) x 3 parameters
+    assert set(zip(curve.estimator, curve.steps)) == {("refined", 0), ("refined", 1), ("nlls_prior", 2)}
+    assert set(curve.split) == {"grid_T1_T2f", "test"} and len(curve) == 2 * 3 * 3
+    assert (exp / "figures" / "refine_steps.png").stat().st_size > 1000
     failures = pd.read_csv(exp / "tables" / "failures.csv")
     assert set(failures.estimator) == {"mse", "crb", "bias_reduced", "refined"}
     assert set(failures.table) == {"test", "grid_T1_T2f", "snr_sweep"} and len(failures) == 4 * (1 + 1 + 2) * 3

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
@@ -11,9 +12,11 @@ import torch
 
 from crbnet.datasets import FingerprintSet, NoiseModel, complex_noise, generator, load_examples, read_parameters
 from crbnet.estimator import Estimator
+from crbnet.fitting import NLLSEstimator, RefinedEstimator
 from crbnet.losses import bias_variance
-from crbnet.parameters import in_range
+from crbnet.parameters import ParameterSpace, in_range
 from crbnet.runtime import progress as progress_bar
+from crbnet.tables import summarize
 
 
 def noisy_estimates(estimator: Estimator, examples: FingerprintSet, snr: float, realizations: int, seed: int,
@@ -148,3 +151,29 @@ def biased_bound(estimator: Estimator, signal_model, values: dict[str, np.ndarra
                             "bias": mean[:, i] - truth[:, i], "variance": variance[:, i], "crb": crb[:, i],
                             "biased_bound": bound[:, i]}) for i, k in enumerate(estimator.names)]
     return pd.concat(frames, ignore_index=True)
+
+
+def refinement_curve(start: Estimator, signal_model, space: ParameterSpace, examples: Mapping[str, FingerprintSet],
+                     steps: Sequence[int], candidates: Mapping[str, Sequence[float]], nlls_iterations: int,
+                     snr: float, realizations: int, seed: int) -> pd.DataFrame:
+    """How many Gauss-Newton steps the refined estimator needs, and how it compares with full NLLS (issue 29): on the
+    same noise draws of each set of ``examples`` ({split: examples}), the start refined by each number of ``steps``
+    (0: the start alone, clipped into the prior's range) and NLLS from the prior means (``nlls_iterations``
+    iterations, the same ``candidates`` for the parameters the start does not give). ``crbnet.tables.summarize`` per
+    split and estimator, with columns split, estimator (``refined`` or ``nlls_prior``), steps (NLLS: its
+    iterations), at_prior_edge (fraction of estimates on an edge of the prior's range) and ms_per_voxel (wall time
+    per fit on this machine)."""
+    estimators = [("refined", k, RefinedEstimator(start, signal_model, space, k, candidates)) for k in steps]
+    estimators.append(("nlls_prior", nlls_iterations, NLLSEstimator(
+        signal_model, start.basis, space, start.names, iterations=nlls_iterations, candidates=candidates)))
+    rows = []
+    for split, ex in examples.items():
+        for name, k, estimator in estimators:
+            tic = time.perf_counter()
+            table = monte_carlo(estimator, ex, snr, realizations, seed, ranges=space.ranges)
+            ms = 1e3 * (time.perf_counter() - tic) / (len(ex) * realizations)
+            edge = table.groupby("parameter", sort=False).at_prior_edge.sum() / (len(ex) * realizations)
+            summary = summarize(table).assign(split=split, estimator=name, steps=k, ms_per_voxel=ms)
+            rows.append(summary.assign(at_prior_edge=summary.parameter.map(edge)))
+            print(f"{split} {name} {k}: {ms:.1f} ms per fit", flush=True)
+    return pd.concat(rows, ignore_index=True)

@@ -210,6 +210,14 @@ class Experiment:
         return realizations, fingerprints
 
     @property
+    def refine_curve_splits(self) -> list[str]:
+        """The evaluated grid and test splits of the refined estimator's steps curve (``refined.curve``), or none."""
+        if "curve" not in self.config.get("refined", {}):
+            return []
+        wanted = (self.figures["grid_split"], self.figures["test_split"])
+        return [s for s in dict.fromkeys(wanted) if s in self.evaluation["splits"]]
+
+    @property
     def map_estimators(self) -> list[str]:
         """The estimators that map phantoms and scans: the evaluated ones, and NLLS when configured."""
         return self.estimators + (["nlls"] if "nlls" in self.config else [])
@@ -346,6 +354,8 @@ class Experiment:
         out += [f"figures/{figure}.png" for figure in self.network_figures]
         if self.failure_tables():
             out.append("tables/failures.csv")
+        if self.refine_curve_splits:
+            out += ["tables/refine_steps.csv", "figures/refine_steps.png"]
         if self.figures["test_split"] in ev["splits"]:
             out.append("tables/summary.csv")
         return out + self.map_targets()

@@ -377,6 +377,37 @@ def plot_snr_bias_std(sweeps: dict[str, pd.DataFrame]) -> plt.Figure:
     return fig
 
 
+def plot_refine_steps(table: pd.DataFrame) -> plt.Figure:
+    """The refined estimator's steps curve (``crbnet.evaluation.refinement_curve``): median std/sqrt(CRB) (solid)
+    and |bias|/sqrt(CRB) (dashed) with 95 % intervals against the number of Gauss-Newton steps (0: the start
+    alone), one row per split and one column per parameter; NLLS from the prior means in grey at its value, and
+    an efficient estimator's std (1) dotted."""
+    _style()
+    splits, names = list(dict.fromkeys(table.split)), list(dict.fromkeys(table.parameter))
+    fig, axes = plt.subplots(len(splits), len(names), figsize=(2.9 * len(names), 2.6 * len(splits)), squeeze=False,
+                             sharex=True)
+    for row, split in zip(axes, splits):
+        for ax, name in zip(row, names):
+            t = table[(table.split == split) & (table.parameter == name)]
+            refined, nlls = t[t.estimator == "refined"].sort_values("steps"), t[t.estimator == "nlls_prior"]
+            for key, style, label in (("median_std_ratio", "-o", "std"), ("median_bias_ratio", "--s", "|bias|")):
+                ax.plot(refined.steps, refined[key], style, color=COLORS["refined"], ms=3, label=f"refined, {label}")
+                ax.fill_between(refined.steps, refined[f"{key}_lo"], refined[f"{key}_hi"], color=COLORS["refined"],
+                                alpha=0.15, lw=0)
+                for n in nlls.itertuples():
+                    ax.axhline(getattr(n, key), color="0.5", ls=style[:-1],
+                               label=f"NLLS from prior ({n.steps} it.), {label}")
+            ax.axhline(1.0, color="k", lw=0.6, ls=":")
+            ax.set(yscale="log", title=f"{name} ({split})")
+        row[0].set_ylabel("median / sqrt(CRB)")
+    for ax in axes[-1]:
+        ax.set_xlabel("Gauss-Newton steps from the start")
+    axes[0, 0].legend(frameon=False, fontsize=6)
+    sns.despine(fig)
+    fig.tight_layout()
+    return fig
+
+
 def plot_sweep_boxplots(tables: dict[str, pd.DataFrame], swept: str, alpha: float = 1e-3) -> plt.Figure:
     """Mao Fig. 1: box plots of the estimates over a 1-D sweep of ``swept``, per network, with the true values
     (red) and an asterisk where Welch's t-test finds the errors of the CRB and bias-reduced networks (else the first
