@@ -234,9 +234,14 @@ def test_coefficient_errors_are_relative_rms_per_region_and_coefficient():
     labels = np.repeat(np.array([0, 1, 2])[:, None, None], 4, axis=1)
     reference = rng.normal(size=(3, 4, 1, 2)) + 1j * rng.normal(size=(3, 4, 1, 2))
     scaled = reference * np.array([1.1, 0.7])  # 10 % and 30 % error on coefficients 1 and 2
-    errors = tables.coefficient_errors({"x": scaled}, reference, labels, {1: "a", 2: "b"})
+    errors = tables.coefficient_errors({"x": scaled - reference}, reference, labels, {1: "a", 2: "b"}, 50.0)
     by = errors.set_index(["region", "coefficient"]).relative_error
     np.testing.assert_allclose([by[("a", "1")], by[("b", "2")], by[("all", "2")]], [0.1, 0.3, 0.3])
     ref = reference[labels > 0]
     expected = np.sqrt((np.abs(ref[:, 0]) ** 2 * 0.01 + np.abs(ref[:, 1]) ** 2 * 0.09).sum() / (np.abs(ref) ** 2).sum())
     np.testing.assert_allclose(by[("all", "all")], expected)
+    # complex Gaussian noise of std 1/snr per real channel is 1 in units of 1/snr
+    noise = rng.normal(scale=1 / 50, size=(3, 4000, 1, 2, 2)) @ np.array([1, 1j])
+    labels = np.repeat(np.array([0, 1, 2])[:, None, None], 4000, axis=1)
+    units = tables.coefficient_errors({"n": noise}, noise, labels, {1: "a", 2: "b"}, 50.0).rms_times_snr
+    np.testing.assert_allclose(units, 1.0, atol=0.03)

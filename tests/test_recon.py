@@ -288,3 +288,33 @@ def test_the_workflow_engines_agree():
     bart, _ = reconstruct_kspace(kspace, basis, "given", engine="bart", iterations=10)
     assert bart.shape == ours.shape == (11, 9, 1, r)
     assert np.linalg.norm(bart - ours) / np.linalg.norm(ours) < 0.01
+
+
+def test_a_well_conditioned_noise_only_reconstruction_has_std_one_over_snr():
+    """Every frame fully sampled on the Cartesian grid (F unitary), one coil of unit sensitivity, an orthonormal
+    basis: A^H A = I, so the reconstruction of the acquisition's noise alone (acquisition_noise at noise_sigma's
+    level) has std 1/snr per real channel. Checks the noise level, the noise draw and the reconstruction's scale."""
+    from crbnet.acquisition import acquisition_noise, noise_sigma
+
+    shape, frames, r, snr = (12, 10), 6, 3, 40.0
+    grid = np.stack(np.meshgrid(*[2 * np.pi * (np.arange(n) - n // 2) / n for n in shape], indexing="ij"), -1)
+    traj = np.broadcast_to(grid, (frames, *grid.shape)).copy()  # (frames, "spokes" = X, readout = Y, 2)
+    U = np.linalg.qr(random_complex(np.random.default_rng(0), frames, r))[0]
+    maps = np.ones((1, *shape), dtype=complex)
+    sigma = noise_sigma(snr, np.prod(shape), shape)
+    stds = []
+    for seed in range(8):
+        noise = acquisition_noise((1, frames, *shape), sigma, seed)
+        c = reconstruct(noise, traj, U, maps, iterations=2, cg_iterations=5)
+        stds.append(np.sqrt(np.mean(np.abs(c) ** 2) / 2))
+    assert np.mean(stds) * snr == pytest.approx(1.0, rel=0.05)
+
+
+def test_acquire_adds_exactly_the_acquisition_noise():
+    """acquire's noisy k-space minus acquisition_noise of the same seed is the noiseless acquisition: the
+    reconstruct rule's noiseless and noise-only parts add up to what was acquired."""
+    from crbnet.acquisition import acquisition_noise
+
+    _, traj, U, maps, truth = random_problem(1, 4, 3, 16, 2)
+    noisy, clean = (acquire(truth, U.T, traj, maps, sigma=s, seed=5) for s in (0.1, 0.0))
+    np.testing.assert_allclose(noisy - acquisition_noise(noisy.shape, 0.1, 5), clean, atol=1e-6)

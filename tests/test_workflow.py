@@ -277,9 +277,14 @@ def _check_recon(exp):
     _check_maps(exp, "tubes_recon", ("mse", "crb", "bias_reduced"), ("m0s", "T1", "T2f"), sqrt_crb=())
     errors = pd.read_csv(exp / "tables" / "recon_error_tubes.csv", dtype={"coefficient": str})
     by = errors.set_index(["source", "region", "coefficient"]).relative_error
-    assert len(errors) == 2 * 8 * 7  # gaussian and recon x (all + 7 tissues) x (6 coefficients + all)
+    units = errors.set_index(["source", "region", "coefficient"]).rms_times_snr
+    assert len(errors) == 4 * 8 * 7  # 4 sources x (all + 7 tissues) x (6 coefficients + all)
     assert by[("recon", "all", "1")] < 0.3  # the object is found: 2 spokes per frame, 4 estimated coil maps
     assert by[("recon", "all", "all")] > by[("gaussian", "all", "all")]  # undersampling adds error
+    assert units[("gaussian", "all", "all")] == pytest.approx(1.0, abs=0.1)  # the phantom's noise: 1/snr
+    # the error budget: noiseless and noise-only reconstructions each below the whole (the same maps and steps)
+    assert 0 < by[("recon_noise_only", "all", "all")] < by[("recon", "all", "all")]
+    assert 0 < by[("recon_noiseless", "all", "all")] < by[("recon", "all", "all")]
     bias = pd.read_csv(exp / "tables" / "recon_bias_tubes.csv")
     assert set(bias.estimator) == {"mse", "crb", "bias_reduced", "nlls", "refined"}
     assert set(bias.parameter) == {"m0s", "T1", "T2f"}

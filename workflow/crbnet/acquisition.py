@@ -97,12 +97,17 @@ def acquire(images: np.ndarray, temporal: np.ndarray, trajectory: np.ndarray, co
                                f"{images.shape[1:]}")
     points = trajectory.reshape(-1, 2)
     weights = per_sample(temporal, trajectory)  # (Q, M)
-    rng = np.random.default_rng(seed)
     out = np.empty((len(coil_maps), frames * spokes * readout), dtype=np.complex64)
     for c, sensitivity in enumerate(coil_maps):
         out[c] = np.einsum("qm,qm->m", weights, nufft_forward(sensitivity * images, points))
-        out[c] += (rng.normal(size=(out.shape[1], 2)) @ np.array([sigma, 1j * sigma])).astype(np.complex64)
+    out += acquisition_noise(out.shape, sigma, seed).astype(np.complex64)
     return out.reshape(len(coil_maps), frames, spokes, readout)
+
+
+def acquisition_noise(shape: Sequence[int], sigma: float, seed: int) -> np.ndarray:
+    """The complex Gaussian noise (std ``sigma`` per real channel) that ``acquire`` adds with ``seed`` to k-space of
+    this shape, complex128: the noise-only part of a simulated acquisition, for the reconstruction's error budget."""
+    return np.random.default_rng(seed).normal(scale=sigma, size=(*shape, 2)) @ np.array([1, 1j])
 
 
 def estimate_coil_maps(data: np.ndarray, trajectory: np.ndarray, shape: Sequence[int],

@@ -184,21 +184,27 @@ def reconstruct_bart(kspace: np.ndarray, trajectory: np.ndarray, U: np.ndarray, 
     return (out * np.sqrt(np.prod(shape) / np.prod(padded))).astype(np.complex64)
 
 
-def reconstruct_kspace(kspace: KSpace, basis: Basis, coil_maps: str = "estimated", calibration_radius: float = 0.4,
+def reconstruct_kspace(kspace: KSpace, basis: Basis, coil_maps: str | np.ndarray = "estimated",
+                       calibration_radius: float = 0.4,
                        engine: str = "torch", lam: float = 0.0, iterations: int = 10, cg_iterations: int = 5,
                        block: int = 8, seed: int = 0, device: torch.device | str = "cpu",
                        show_progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Coefficient images (X, Y, 1, r) complex64 of a slice's k-space in ``basis`` and the sensitivities (coils, X,
-    Y) used: the file's true ones (``coil_maps`` "given") or ``estimate_coil_maps`` ("estimated"). ``engine``
-    "torch": ``reconstruct``; "bart": ``reconstruct_bart`` with iterations * cg_iterations iterations."""
+    Y) used: the file's true ones (``coil_maps`` "given"), ``estimate_coil_maps`` ("estimated") or the array given
+    (e.g. those estimated from the full data, to reconstruct its noise-only part). ``engine`` "torch":
+    ``reconstruct``; "bart": ``reconstruct_bart`` with iterations * cg_iterations iterations."""
     if kspace.sequence_sha256 != basis.sequence_sha256:
         raise AcquisitionError("the k-space samples another sequence than the basis was computed for")
-    if coil_maps not in ("given", "estimated") or engine not in ("torch", "bart"):
-        raise AcquisitionError(f"coil_maps must be given or estimated and engine torch or bart; got {coil_maps}, "
-                               f"{engine}")
     shape = kspace.coil_maps.shape[1:]
-    maps = kspace.coil_maps if coil_maps == "given" else estimate_coil_maps(kspace.data, kspace.trajectory, shape,
-                                                                            calibration_radius)
+    if isinstance(coil_maps, np.ndarray):
+        if coil_maps.shape != kspace.coil_maps.shape:
+            raise AcquisitionError(f"coil maps of shape {coil_maps.shape} for k-space of {kspace.coil_maps.shape}")
+    elif coil_maps not in ("given", "estimated"):
+        raise AcquisitionError(f"coil_maps must be given, estimated or an array; got {coil_maps}")
+    if engine not in ("torch", "bart"):
+        raise AcquisitionError(f"engine must be torch or bart; got {engine}")
+    maps = (coil_maps if isinstance(coil_maps, np.ndarray) else kspace.coil_maps if coil_maps == "given"
+            else estimate_coil_maps(kspace.data, kspace.trajectory, shape, calibration_radius))
     if engine == "bart":
         out = reconstruct_bart(kspace.data, kspace.trajectory, basis.U, maps, lam, iterations * cg_iterations, block)
     else:

@@ -259,19 +259,22 @@ def recon_bias_table(labels: np.ndarray, tissues: Mapping[int, str], truth: Mapp
     return table
 
 
-def coefficient_errors(images: Mapping[str, np.ndarray], reference: np.ndarray, labels: np.ndarray,
-                       tissues: Mapping[int, str]) -> pd.DataFrame:
-    """Relative RMS error sqrt(sum |c - ref|^2 / sum |ref|^2) of coefficient images (X, Y, Z, r) against
-    ``reference``, per source of ``images``, region (each tissue the image has, and 'all' of the mask) and
-    coefficient (1..r, and 'all')."""
+def coefficient_errors(errors: Mapping[str, np.ndarray], reference: np.ndarray, labels: np.ndarray,
+                       tissues: Mapping[int, str], snr: float) -> pd.DataFrame:
+    """Errors e (X, Y, Z, r) of coefficient images against the noiseless projection ``reference``, per source of
+    ``errors``, region (each tissue the image has, and 'all' of the mask) and coefficient (1..r, and 'all'):
+    ``relative_error`` sqrt(sum |e|^2 / sum |reference|^2) and ``rms_times_snr``, the RMS of e per real channel in
+    units of the noise std 1/``snr`` (about 1 for complex Gaussian noise at that SNR; for the reconstruction of the
+    acquisition's noise alone, its noise amplification factor)."""
     regions = {"all": labels > 0} | {name: labels == label for label, name in tissues.items() if np.any(labels == label)}
     rows = []
-    for source, image in images.items():
+    for source, error in errors.items():
         for region, inside in regions.items():
-            err, ref = np.abs(image[inside] - reference[inside]) ** 2, np.abs(reference[inside]) ** 2
-            per = np.sqrt(err.sum(axis=0) / ref.sum(axis=0))
-            rows += [{"source": source, "region": region, "coefficient": str(k + 1), "relative_error": e}
-                     for k, e in enumerate(per)]
+            err, ref = np.abs(error[inside]) ** 2, np.abs(reference[inside]) ** 2
+            per = zip(np.sqrt(err.sum(axis=0) / ref.sum(axis=0)), snr * np.sqrt(err.mean(axis=0) / 2))
+            rows += [{"source": source, "region": region, "coefficient": str(k + 1), "relative_error": e,
+                      "rms_times_snr": n} for k, (e, n) in enumerate(per)]
             rows.append({"source": source, "region": region, "coefficient": "all",
-                         "relative_error": float(np.sqrt(err.sum() / ref.sum()))})
+                         "relative_error": float(np.sqrt(err.sum() / ref.sum())),
+                         "rms_times_snr": float(snr * np.sqrt(err.mean() / 2))})
     return pd.DataFrame(rows)

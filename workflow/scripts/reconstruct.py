@@ -3,12 +3,14 @@ noiseless projection (logic in crbnet.recon, crbnet.phantoms and crbnet.tables).
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
 
+from crbnet.acquisition import acquisition_noise  # noqa: E402
 from crbnet.basis import Basis  # noqa: E402
 from crbnet.io.atomic import write_csv  # noqa: E402
 from crbnet.io.kspace import load_kspace  # noqa: E402
@@ -28,18 +30,24 @@ with logged(sm.log[0], sm.threads):
     kspace, basis = load_kspace(sm.input.kspace), Basis.load(sm.input.basis)
     phantom, gaussian, _ = load_phantom(sm.input.phantom)
     device = pick_device(sm.params.device, sm.resources.get("gpu", 0))  # CUDA only with a GPU reserved
+    settings = (cfg["calibration_radius"], recon["engine"], recon["lambda"], recon["iterations"],
+                recon["cg_iterations"], recon["block"], recon["seed"], device, True)
     start = time.perf_counter()
-    coefficients, maps = reconstruct_kspace(kspace, basis, cfg["coil_maps"], cfg["calibration_radius"],
-                                            recon["engine"], recon["lambda"], recon["iterations"],
-                                            recon["cg_iterations"], recon["block"], recon["seed"], device, True)
+    coefficients, maps = reconstruct_kspace(kspace, basis, cfg["coil_maps"], *settings)
     seconds = time.perf_counter() - start
     print(f"reconstructed in {seconds:.1f} s ({recon['engine']}, lambda {recon['lambda']}, {cfg['coil_maps']} coil maps)")
     save_phantom(sm.output.recon, phantom, coefficients, basis,
                  {"acquisition": json.dumps(cfg, sort_keys=True), "recon_seconds": seconds})
+    # the error budget: the same reconstruction (same coil maps) of the noiseless k-space and of its noise alone
+    noise = acquisition_noise(kspace.data.shape, kspace.sigma, cfg["seed"]).astype(np.complex64)
+    parts = {name: reconstruct_kspace(replace(kspace, data=data), basis, maps, *settings)[0]
+             for name, data in (("noiseless", kspace.data - noise), ("noise_only", noise))}
     pz = ParameterSpace.from_config(json.loads(sm.params.space)).parameterization
     signal_model = signal_model_for(load_sequence(sm.input.sequence), pz, device)
     reference = noiseless_coefficients(phantom, signal_model, basis, sm.params.seed)
-    aligned = coefficients * np.exp(1j * object_phase(maps, kspace.coil_maps))[..., None, None]  # the maps' phase
-    errors = coefficient_errors({"gaussian": gaussian, "recon": aligned}, reference, phantom.labels, phantom.tissues)
-    print(errors[errors.coefficient == "all"].to_string(index=False))
-    write_csv(errors, sm.output.error)
+    phase = np.exp(1j * object_phase(maps, kspace.coil_maps))[..., None, None]  # the estimated maps' phase
+    errors = {"gaussian": gaussian - reference, "recon": coefficients * phase - reference,
+              "recon_noiseless": parts["noiseless"] * phase - reference, "recon_noise_only": parts["noise_only"] * phase}
+    table = coefficient_errors(errors, reference, phantom.labels, phantom.tissues, cfg["snr"])
+    print(table[table.region == "all"].to_string(index=False))
+    write_csv(table, sm.output.error)
