@@ -318,3 +318,20 @@ def test_acquire_adds_exactly_the_acquisition_noise():
     _, traj, U, maps, truth = random_problem(1, 4, 3, 16, 2)
     noisy, clean = (acquire(truth, U.T, traj, maps, sigma=s, seed=5) for s in (0.1, 0.0))
     np.testing.assert_allclose(noisy - acquisition_noise(noisy.shape, 0.1, 5), clean, atol=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(12, 10), (11, 9)])
+@pytest.mark.parametrize("factor", [2, 3])
+def test_finer_grid_data_are_the_voxel_models_times_the_sub_voxel_kernel(shape, factor):
+    """k-space simulated on a grid ``factor`` times finer (each voxel split into equal sub-voxels at their own
+    positions) equals the one-point-per-voxel NUFFT times the closed-form sum over the sub-voxel offsets
+    (a - (f - 1) / 2) / f of exp(-i k offset) / f on each axis: centred, no shift, on even and odd axes."""
+    from crbnet.acquisition import finer_grid_nufft
+
+    rng = np.random.default_rng(0)
+    image, points = random_complex(rng, *shape), rng.uniform(-np.pi, np.pi, size=(300, 2))
+    offsets = (np.arange(factor) - (factor - 1) / 2) / factor
+    kernel = np.prod([np.exp(-1j * points[:, i, None] * offsets).mean(axis=1) for i in (0, 1)], axis=0)
+    coarse = nufft_forward(image, points)
+    np.testing.assert_allclose(finer_grid_nufft(image, points, factor), coarse * kernel, atol=1e-6 * np.abs(coarse).max())
+    assert np.abs(kernel).min() < 0.7  # the models differ where it matters: near the edge of k-space

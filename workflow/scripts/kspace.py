@@ -23,7 +23,7 @@ with logged(sm.log[0], sm.threads):
     signal_model = signal_model_for(sequence, pz, pick_device(sm.params.device, sm.resources.get("gpu", 0)))
     images, temporal = time_series_components(phantom, signal_model, sm.params.seed, progress=True)
     print(f"{len(images)} time-series components; {temporal.shape[1]} frames x {cfg['spokes']} spokes, "
-          f"{cfg['coils']} coils, SNR {cfg['snr']}")
+          f"{cfg['coils']} coils, SNR {cfg['snr']}, simulated on a {cfg['upsample']}x finer grid")
     kspace = acquire_slice(images, temporal, sequence.sha256, cfg["spokes"], cfg["coils"], cfg["readout_oversampling"],
-                           cfg["snr"], cfg["seed"])
+                           cfg["snr"], cfg["seed"], cfg["upsample"])
     save_kspace(sm.output.kspace, kspace)
