@@ -8,8 +8,8 @@ import torch
 
 from crbnet.acquisition import (AcquisitionError, acquire, coil_sensitivities, estimate_coil_maps, nufft_adjoint,
                                 nufft_forward, nyquist_spokes, radial_trajectory)
-from crbnet.recon import (SubspaceNormal, adjoint_coefficients, llr_threshold, object_phase, reconstruct,
-                          reconstruct_bart, reconstruct_kspace)
+from crbnet.recon import (SubspaceNormal, adjoint_coefficients, conjugate_gradient, llr_threshold, object_phase,
+                          reconstruct, reconstruct_bart, reconstruct_kspace)
 
 SHAPE = (12, 10)
 
@@ -335,3 +335,16 @@ def test_finer_grid_data_are_the_voxel_models_times_the_sub_voxel_kernel(shape, 
     coarse = nufft_forward(image, points)
     np.testing.assert_allclose(finer_grid_nufft(image, points, factor), coarse * kernel, atol=1e-6 * np.abs(coarse).max())
     assert np.abs(kernel).min() < 0.7  # the models differ where it matters: near the edge of k-space
+
+
+def test_conjugate_gradient_shows_each_iterate_to_its_callback():
+    """The callback sees steps 1..K, the last iterate is the one returned, and the residual falls (a 2x2 SPD
+    system is solved exactly in 2 steps)."""
+    A = torch.tensor([[4.0, 1.0], [1.0, 3.0]], dtype=torch.complex128)
+    b = torch.tensor([1.0, 2.0], dtype=torch.complex128)
+    seen = []
+    x = conjugate_gradient(lambda v: A @ v, b, torch.zeros_like(b), 2, tol=0.0,
+                           callback=lambda k, xk: seen.append((k, xk.clone())))
+    assert [k for k, _ in seen] == [1, 2]
+    assert torch.equal(seen[-1][1], x)
+    np.testing.assert_allclose((A @ seen[1][1]).numpy(), b.numpy(), atol=1e-12)

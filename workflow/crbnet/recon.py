@@ -82,13 +82,15 @@ def adjoint_coefficients(kspace: np.ndarray, trajectory: np.ndarray, U: np.ndarr
 
 
 def conjugate_gradient(apply: Callable[[torch.Tensor], torch.Tensor], b: torch.Tensor, x: torch.Tensor,
-                       iterations: int, tol: float = 1e-6) -> torch.Tensor:
-    """Solve apply(x) = b for a Hermitian positive-definite ``apply`` from ``x``; stop at ||r|| <= tol ||b||."""
+                       iterations: int, tol: float = 1e-6,
+                       callback: Callable[[int, torch.Tensor], None] | None = None) -> torch.Tensor:
+    """Solve apply(x) = b for a Hermitian positive-definite ``apply`` from ``x``; stop at ||r|| <= tol ||b||.
+    ``callback(k, x)`` sees the iterate after each step k = 1, 2, ... (e.g. to follow the error over steps)."""
     r = b - apply(x)
     p = r.clone()
     rr = torch.vdot(r.flatten(), r.flatten()).real
     stop = tol**2 * torch.vdot(b.flatten(), b.flatten()).real
-    for _ in range(iterations):
+    for step in range(iterations):
         if rr <= stop:
             break
         Ap = apply(p)
@@ -98,6 +100,8 @@ def conjugate_gradient(apply: Callable[[torch.Tensor], torch.Tensor], b: torch.T
         rr_new = torch.vdot(r.flatten(), r.flatten()).real
         p = r + (rr_new / rr) * p
         rr = rr_new
+        if callback is not None:
+            callback(step + 1, x)
     return x
 
 
