@@ -13,19 +13,24 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import yaml
 
-from crbnet.basis import BasisError
+from crbnet.acquisition import AcquisitionError
+from crbnet.basis import Basis, BasisError
 from crbnet.crb import scale_crb, unit_crb
 from crbnet.design import TISSUES, DesignError, DesignProblem, crb_table, optimize, write_design
 from crbnet.estimator import ModelError, load_estimator
 from crbnet.experiment import design_defaults
 from crbnet.fitting import RefinedEstimator, spread_candidates
 from crbnet.io.atomic import write_csv
-from crbnet.io.voxels import DataError, read_voxels, write_estimates
+from crbnet.io.kspace import load_kspace, save_kspace
+from crbnet.io.mrd import import_mrd
+from crbnet.io.voxels import DataError, read_voxels, write_coefficients, write_estimates
 from crbnet.io import yamlfile
 from crbnet.maps import estimate_voxels
+from crbnet.recon import reconstruct_kspace
 from crbnet.parameters import (ParameterError, Parameterization, ParameterSpace, get_parameterization,
                                infer_parameterization, parameter)
 from crbnet.devices import DeviceError, pick_device
@@ -123,6 +128,24 @@ def _fit(args: argparse.Namespace) -> None:
     write_estimates(args.out, estimates, list(estimator.names), list(estimator.units), data,
                     {"model": str(args.model), "precision": args.precision}
                     | ({} if args.refine is None else {"refine_steps": args.refine}))
+
+
+def _kspace_import(args: argparse.Namespace) -> None:
+    sequence = load_sequence(args.sequence)
+    kspace = import_mrd(args.raw, sequence.n_samples, sequence.sha256, args.virtual_coils, args.calibration_radius)
+    save_kspace(args.out, kspace)
+    coils, frames, spokes, readout = kspace.data.shape
+    print(f"{args.out}: {coils} coils, {frames} frames x {spokes} spokes x {readout} samples, image "
+          f"{kspace.coil_maps.shape[1]} x {kspace.coil_maps.shape[2]}, "
+          + ("prewhitened" if np.isfinite(kspace.sigma) else "no noise scans: not prewhitened"))
+
+
+def _kspace_reconstruct(args: argparse.Namespace) -> None:
+    kspace, basis = load_kspace(args.kspace), Basis.load(args.basis)
+    coefficients, _ = reconstruct_kspace(kspace, basis, "given", engine=args.engine, lam=args.lam,
+                                         iterations=args.iterations, cg_iterations=args.cg_iterations,
+                                         device=pick_device(args.device, gpus=1), show_progress=True)
+    write_coefficients(args.out, coefficients, {"kspace": str(args.kspace), "basis": str(args.basis)})
 
 
 def _refined(start, args: argparse.Namespace, device) -> RefinedEstimator:
@@ -299,6 +322,27 @@ def build_parser() -> argparse.ArgumentParser:
                      help="with --refine: start NAME, which the model does not estimate, from the best of COUNT "
                           "values spread over its range (e.g. omega0=8)")
     fit.set_defaults(run=_fit)
+    kspace = sub.add_parser("kspace", help="scanner raw data: import ISMRMRD k-space, reconstruct it in the subspace")
+    steps = kspace.add_subparsers(dest="step", required=True, parser_class=_Parser)
+    raw = steps.add_parser("import", help="ISMRMRD raw data -> crbnet k-space HDF5 (prewhitened, coil-compressed, "
+                                          "binned into the sequence's frames, coil maps estimated)")
+    raw.add_argument("raw", help="ISMRMRD HDF5 file: radial readouts in TR order with their trajectories, noise scans")
+    raw.add_argument("--sequence", required=True, help="the sequence YAML the scan played (its frames bin the readouts)")
+    raw.add_argument("--virtual-coils", type=int, help="compress to this many virtual coils (default: keep all)")
+    raw.add_argument("--calibration-radius", type=float, default=0.4,
+                     help="k-space radius (rad per voxel) of the coil maps' calibration data")
+    raw.add_argument("--out", required=True, help="k-space HDF5 (crbnet.io.kspace)")
+    raw.set_defaults(run=_kspace_import)
+    recon = steps.add_parser("reconstruct", help="k-space HDF5 -> coefficient images (HDF5 'coefficients', for fit)")
+    recon.add_argument("kspace", help="k-space HDF5 (from kspace import, or the workflow's kspace/)")
+    recon.add_argument("--basis", required=True, help="the basis (basis.h5) of the network or dictionary to fit with")
+    recon.add_argument("--engine", choices=["torch", "bart"], default="torch")
+    recon.add_argument("--lambda", dest="lam", type=float, default=0.0, help="locally-low-rank weight (0: CG)")
+    recon.add_argument("--iterations", type=int, default=10, help="CG rounds (or ADMM steps with --lambda)")
+    recon.add_argument("--cg-iterations", type=int, default=5, help="CG steps per round")
+    recon.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    recon.add_argument("--out", required=True, help="coefficient images (X, Y, 1, r): .h5")
+    recon.set_defaults(run=_kspace_reconstruct)
     design = sub.add_parser("design", help="CRB-optimal hybrid-state pattern (flip angles and pulse durations)")
     defaults = design_defaults()  # the workflow's designs: defaults, one source for both
     prior = defaults["prior"]
@@ -349,7 +393,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         configure_logging()
         args.run(args)
     except (UsageError, ParameterError, SequenceError, ModelError, DataError, BasisError, DeviceError,
-            DesignError) as err:
+            DesignError, AcquisitionError) as err:
         print(f"crbnet: error: {err}", file=sys.stderr)
         return 2
     return 0

@@ -83,6 +83,15 @@ def read_voxels(path: str | Path, mask_path: str | Path | None = None) -> VoxelD
     return VoxelData(data[mask], mask, attrs, image)
 
 
+def write_coefficients(path: str | Path, coefficients: np.ndarray, attrs: dict | None = None) -> None:
+    """Coefficient images (*spatial, r) as HDF5 dataset ``coefficients`` (what ``read_voxels`` and ``crbnet fit``
+    read), written atomically."""
+    if Path(path).suffix not in (".h5", ".hdf5"):
+        raise DataError(f"unsupported output {path}: coefficient images are written as .h5/.hdf5")
+    with atomic_hdf5(path) as f:
+        f.create_dataset("coefficients", data=coefficients).attrs.update(attrs or {})
+
+
 def write_estimates(path: str | Path, estimates: np.ndarray, names: list[str], units: list[str], source: VoxelData,
                     attrs: dict | None = None) -> None:
     """Parameter maps (*spatial, P), NaN outside the mask: NPY, HDF5, or NIfTI (same affine as a NIfTI input) with a
