@@ -8,7 +8,7 @@ rule kspace:
     params:
         code=code_digest("kspace.py"),
         space=json_setting("parameter_space"),
-        acquisition=acquisition("spokes", "coils", "readout_oversampling", "snr", "seed"),
+        acquisition=acquisition("spokes", "coils", "readout_oversampling", "upsample", "snr", "seed"),
         seed=lambda wc: image_config(wc)["seed"],  # the phantom's M0 phase
         device=PLAN.device,
     log:
