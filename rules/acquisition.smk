@@ -1,10 +1,12 @@
 rule kspace:
-    """Multi-coil golden-angle radial k-space of a phantom's exact time series (its acquisition settings)."""
+    """Multi-coil golden-angle radial k-space of a phantom's exact time series (its acquisition settings), also as
+    ISMRMRD raw data with noise scans (what a scanner's converter writes; a scan's ``raw:`` can name it)."""
     input:
         phantom=f"{RESULTS}/{{experiment}}/phantoms/{{image}}.h5",
         sequence=sequence_file,
     output:
         kspace=f"{RESULTS}/{{experiment}}/kspace/{{image}}.h5",
+        mrd=f"{RESULTS}/{{experiment}}/kspace/{{image}}.ismrmrd.h5",  # the same as scanner raw data, noise scans first
     params:
         code=code_digest("kspace.py"),
         space=json_setting("parameter_space"),
@@ -75,3 +77,49 @@ rule recon_bias:
         "../envs/plotting.yaml"
     script:
         "../workflow/scripts/recon_bias.py"
+
+
+rule import_raw:
+    """A scan's ISMRMRD raw data as k-space in the sequence's frames: readouts binned by TR, prewhitened with its noise
+    scans, compressed to virtual coils, coil maps estimated from the data (crbnet.io.mrd)."""
+    input:
+        raw=lambda wc: experiment(wc).scans[wc.image]["raw"],
+        sequence=sequence_file,
+    output:
+        kspace=f"{RESULTS}/{{experiment}}/raw/{{image}}/kspace.h5",
+    params:
+        scan=lambda wc: as_json({k: v for k, v in experiment(wc).scans[wc.image].items() if k != "recon"}),
+    log:
+        f"{RESULTS}/{{experiment}}/logs/import_raw_{{image}}.log",
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=30,
+    conda:
+        "../envs/physics.yaml"
+    script:
+        "../workflow/scripts/import_raw.py"
+
+
+rule reconstruct_raw:
+    """Coefficient images of an imported scan in the experiment's basis (the scan's recon settings), which every
+    estimator then maps like a scan given as coefficients."""
+    input:
+        kspace=f"{RESULTS}/{{experiment}}/raw/{{image}}/kspace.h5",
+        basis=basis_file,
+    output:
+        coefficients=f"{RESULTS}/{{experiment}}/raw/{{image}}/coefficients.h5",
+    params:
+        recon=lambda wc: as_json(experiment(wc).scans[wc.image]["recon"]),
+        device=PLAN.device,
+    log:
+        f"{RESULTS}/{{experiment}}/logs/reconstruct_raw_{{image}}.log",
+    threads: 2
+    resources:
+        gpu=GPU,
+        mem_mb=8000,
+        runtime=60,
+    conda:
+        "../envs/physics.yaml"
+    script:
+        "../workflow/scripts/reconstruct_raw.py"

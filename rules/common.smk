@@ -155,12 +155,14 @@ def image_file(wildcards):
 
 
 def image_inputs(wildcards):
-    """A phantom image's file, or a scan's coefficient image and optional mask (the user's files)."""
+    """A phantom image's file, or a scan's coefficient image (the user's, or reconstructed from its raw data) and
+    optional mask."""
     exp = experiment(wildcards)
     if wildcards.image in exp.phantom_images:
         return {"data": image_file(wildcards)}
     scan = exp.scans[wildcards.image]
-    return {"data": scan["coefficients"]} | ({"mask": scan["mask"]} if "mask" in scan else {})
+    data = scan["coefficients"] if "coefficients" in scan else PLAN.path(exp.name, f"raw/{wildcards.image}/coefficients.h5")
+    return {"data": data} | ({"mask": scan["mask"]} if "mask" in scan else {})
 
 
 def bids_entry(wildcards):

@@ -287,8 +287,7 @@ def test_an_acquisition_adds_the_reconstructed_image_and_its_tables():
     assert exp.phantom_images["p_recon"]["crb_maps"] == []  # no sqrt(CRB) maps of the reconstruction
     settings = exp.acquisition("p")
     assert settings["snr"] == 30 and settings["coils"] == 4  # the phantom's SNR unless set
-    assert settings["recon"]["engine"] == schema_default(*EXP, "phantoms", "additionalProperties", "properties",
-                                                         "acquisition", "properties", "recon", "properties", "engine")
+    assert settings["recon"]["engine"] == schema_default("$defs", "recon", "properties", "engine")  # via $ref
     targets = set(exp.targets())
     assert {"bids/sub-precon/anat/sub-precon_desc-crb_T1map.nii.gz",
             "bids/sub-precon/anat/sub-precon_desc-truth_T1map.nii.gz", "figures/maps_p_recon.png",
@@ -328,3 +327,12 @@ def test_a_design_over_prior_draws_names_its_experiments_prior():
     config["designs"]["d"] |= {"prior": {"experiment": "e"}, "tissues": {"wm": {"T1": 1.0}}}
     with pytest.raises(ex.ConfigError, match="exclude"):
         ex.Plan.from_config(config)
+
+
+def test_a_scan_is_given_as_coefficients_or_as_raw_data_not_both():
+    exp = ex.Plan.from_config(minimal(scans={"s": {"raw": "scan.h5", "virtual_coils": 4}}))["e"]
+    assert exp.scans["s"]["recon"] == ex.with_defaults({}, "/$defs/recon")  # the reconstruction's defaults
+    assert "bids/sub-s/anat/sub-s_desc-crb_T1map.nii.gz" in exp.targets()
+    for bad in ({"raw": "a.h5", "coefficients": "b.nii"}, {"mask": "m.nii"}):
+        with pytest.raises(ex.ConfigError, match="scans/s"):
+            ex.Plan.from_config(minimal(scans={"s": bad}))

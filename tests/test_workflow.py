@@ -67,7 +67,9 @@ def test_tiny_end_to_end(tmp_path):
     out = tmp_path / "results"
     scan = tmp_path / "scan.yaml"  # a "scan": the FISP phantom's coefficient image, entered as the user's data
     scan.write_text(f"experiments:\n  tiny_fisp:\n    scans:\n      scan:\n"
-                    f"        coefficients: {out}/tiny_fisp/phantoms/brain.h5\n")
+                    f"        coefficients: {out}/tiny_fisp/phantoms/brain.h5\n"
+                    f"  tiny:\n    scans:\n      scanner:\n"  # scanner raw data: the tubes' acquisition as ISMRMRD
+                    f"        raw: {out}/tiny/kspace/tubes.ismrmrd.h5\n        virtual_coils: 3\n")
     args = ("--cores", "2", "--configfile", str(ROOT / "tests/config/tiny.yaml"), str(scan), "--config",
             f"results={out}")
     run = _snakemake(*args)
@@ -182,6 +184,12 @@ def test_tiny_end_to_end(tmp_path):
         inside = np.isfinite(a)
         assert inside.any()
         np.testing.assert_array_equal(a[inside], b[inside])
+    # the raw-data path (import, prewhitening, 3 of 4 virtual coils, reconstruction) maps the tubes as the direct one
+    with h5py.File(exp / "raw" / "scanner" / "coefficients.h5") as f:
+        assert f["coefficients"].shape[-1] == 6
+    a, b = (np.asarray(nib.load(exp / "bids" / map_path(name, "crb", "T1")).dataobj) for name in ("tubes_recon", "scanner"))
+    inside = np.isfinite(a) & np.isfinite(b)
+    assert inside.mean() > 0.2 and np.median(np.abs(b[inside] / a[inside] - 1)) < 0.1
     again = _snakemake("-n", *args)
     assert "Nothing to be done" in again.stdout + again.stderr
     claims = pd.read_csv(out / "claims.csv")

@@ -1,12 +1,16 @@
-"""Adapter: a phantom's multi-coil radial k-space (logic in crbnet.phantoms and crbnet.acquisition)."""
+"""Adapter: a phantom's multi-coil radial k-space, also as ISMRMRD raw data with noise scans (logic in
+crbnet.phantoms, crbnet.acquisition and crbnet.io.mrd)."""
 import json
 import sys
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
 
-from crbnet.acquisition import acquire_slice  # noqa: E402
+from crbnet.acquisition import acquire_slice, acquisition_noise  # noqa: E402
 from crbnet.io.kspace import save_kspace  # noqa: E402
+from crbnet.io.mrd import write_mrd  # noqa: E402
 from crbnet.parameters import ParameterSpace  # noqa: E402
 from crbnet.phantoms import load_phantom, time_series_components  # noqa: E402
 from crbnet.runtime import logged  # noqa: E402
@@ -27,3 +31,6 @@ with logged(sm.log[0], sm.threads):
     kspace = acquire_slice(images, temporal, sequence.sha256, cfg["spokes"], cfg["coils"], cfg["readout_oversampling"],
                            cfg["snr"], cfg["seed"], cfg["upsample"])
     save_kspace(sm.output.kspace, kspace)
+    voxel_mm = np.linalg.norm(phantom.affine[:3, :2], axis=0)
+    write_mrd(sm.output.mrd, kspace, tuple(voxel_mm * kspace.coil_maps.shape[1:]),
+              noise=acquisition_noise((cfg["coils"], 4096), kspace.sigma, cfg["seed"] + 1))
