@@ -13,7 +13,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -215,6 +215,12 @@ def reconstruct_kspace(kspace: KSpace, basis: Basis, coil_maps: str | np.ndarray
         out = reconstruct(kspace.data, kspace.trajectory, basis.U, maps, lam, iterations, cg_iterations, block, seed,
                           device, show_progress)
     return out[:, :, None, :], maps
+
+
+def recon_options(recon: Mapping) -> dict:
+    """``reconstruct_kspace`` keyword arguments of a config's ``recon`` settings (the schema's ``$defs/recon``)."""
+    return {"engine": recon["engine"], "lam": recon["lambda"], "iterations": recon["iterations"],
+            "cg_iterations": recon["cg_iterations"], "block": recon["block"], "seed": recon["seed"]}
 
 
 def object_phase(estimated: np.ndarray, given: np.ndarray) -> np.ndarray:

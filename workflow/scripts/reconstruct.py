@@ -16,7 +16,7 @@ from crbnet.io.atomic import write_csv  # noqa: E402
 from crbnet.io.kspace import load_kspace  # noqa: E402
 from crbnet.parameters import ParameterSpace  # noqa: E402
 from crbnet.phantoms import load_phantom, noiseless_coefficients, save_phantom  # noqa: E402
-from crbnet.recon import object_phase, reconstruct_kspace  # noqa: E402
+from crbnet.recon import object_phase, reconstruct_kspace, recon_options  # noqa: E402
 from crbnet.runtime import logged  # noqa: E402
 from crbnet.devices import pick_device  # noqa: E402
 from crbnet.sequences import load_sequence  # noqa: E402
@@ -30,17 +30,17 @@ with logged(sm.log[0], sm.threads):
     kspace, basis = load_kspace(sm.input.kspace), Basis.load(sm.input.basis)
     phantom, gaussian, _ = load_phantom(sm.input.phantom)
     device = pick_device(sm.params.device, sm.resources.get("gpu", 0))  # CUDA only with a GPU reserved
-    settings = (cfg["calibration_radius"], recon["engine"], recon["lambda"], recon["iterations"],
-                recon["cg_iterations"], recon["block"], recon["seed"], device, True)
+    settings = {"calibration_radius": cfg["calibration_radius"], **recon_options(recon), "device": device,
+                "show_progress": True}
     start = time.perf_counter()
-    coefficients, maps = reconstruct_kspace(kspace, basis, cfg["coil_maps"], *settings)
+    coefficients, maps = reconstruct_kspace(kspace, basis, cfg["coil_maps"], **settings)
     seconds = time.perf_counter() - start
     print(f"reconstructed in {seconds:.1f} s ({recon['engine']}, lambda {recon['lambda']}, {cfg['coil_maps']} coil maps)")
     save_phantom(sm.output.recon, phantom, coefficients, basis,
                  {"acquisition": json.dumps(cfg, sort_keys=True), "recon_seconds": seconds})
     # the error budget: the same reconstruction (same coil maps) of the noiseless k-space and of its noise alone
     noise = acquisition_noise(kspace.data.shape, kspace.sigma, cfg["seed"]).astype(np.complex64)
-    parts = {name: reconstruct_kspace(replace(kspace, data=data), basis, maps, *settings)[0]
+    parts = {name: reconstruct_kspace(replace(kspace, data=data), basis, maps, **settings)[0]
              for name, data in (("noiseless", kspace.data - noise), ("noise_only", noise))}
     pz = ParameterSpace.from_config(json.loads(sm.params.space)).parameterization
     signal_model = signal_model_for(load_sequence(sm.input.sequence), pz, device)

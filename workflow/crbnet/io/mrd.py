@@ -12,8 +12,6 @@ parameter ``crbnet_sequence_sha256``.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,6 +20,7 @@ import numpy as np
 from ismrmrd import xsd
 
 from crbnet.acquisition import AcquisitionError, KSpace, estimate_coil_maps
+from crbnet.io.atomic import atomic_path
 from crbnet.io.voxels import DataError
 
 SEQUENCE_PARAMETER = "crbnet_sequence_sha256"
@@ -44,15 +43,12 @@ def _header(shape: Sequence[int], fov_mm: Sequence[float], coils: int, sequence_
 def write_mrd(path: str | Path, kspace: KSpace, fov_mm: Sequence[float] = (200.0, 200.0),
               noise: np.ndarray | None = None) -> None:
     """``kspace`` as an ISMRMRD file: its readouts in TR order, TR i = spoke * frames + frame (the pattern played once
-    per spoke of a frame), after ``noise`` (coils, samples) as noise scans. Written to a temporary file and moved
-    into place, so that a failed write leaves no file."""
+    per spoke of a frame), after ``noise`` (coils, samples) as noise scans. Written atomically
+    (``crbnet.io.atomic.atomic_path``): a failed write leaves no file."""
     coils, frames, spokes, readout = kspace.data.shape
-    target = Path(path)
-    handle, tmp = tempfile.mkstemp(suffix=".h5", dir=target.parent)
-    os.close(handle)
-    os.unlink(tmp)
-    try:
-        with ismrmrd.Dataset(tmp, "dataset", create_if_needed=True) as ds:
+    with atomic_path(path) as tmp:
+        tmp.unlink()  # ismrmrd creates the file itself (it cannot open an empty one)
+        with ismrmrd.Dataset(str(tmp), "dataset", create_if_needed=True) as ds:
             ds.write_xml_header(_header(kspace.coil_maps.shape[1:], fov_mm, coils, kspace.sequence_sha256))
             counter = 0
             if noise is not None:
@@ -70,10 +66,6 @@ def write_mrd(path: str | Path, kspace: KSpace, fov_mm: Sequence[float] = (200.0
                 acq.idx.repetition = frame
                 ds.append_acquisition(acq)
                 counter += 1
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def prewhiten(data: np.ndarray, noise: np.ndarray) -> np.ndarray:
