@@ -27,7 +27,8 @@ rule kspace:
 
 rule reconstruct:
     """Coefficient images of a phantom's k-space in the experiment's basis (CG or locally low rank; BART with
-    engine bart), written as a phantom file for the maps, and their error against the noiseless projection."""
+    engine bart), written as a phantom file for the maps; their error against the noiseless projection, split into
+    the noiseless part's and the noise's, and its curve over CG steps and locally-low-rank weights."""
     input:
         kspace=f"{RESULTS}/{{experiment}}/kspace/{{image}}.h5",
         phantom=f"{RESULTS}/{{experiment}}/phantoms/{{image}}.h5",
@@ -37,6 +38,8 @@ rule reconstruct:
         recon=f"{RESULTS}/{{experiment}}/recon/{{image}}.h5",
         error=report(f"{RESULTS}/{{experiment}}/tables/recon_error_{{image}}.csv",
                      caption="../workflow/report/recon_error.rst", category="Acquisition"),
+        curve=report(f"{RESULTS}/{{experiment}}/tables/recon_steps_{{image}}.csv",
+                     caption="../workflow/report/recon_steps_table.rst", category="Acquisition"),
     params:
         code=code_digest("reconstruct.py"),
         space=json_setting("parameter_space"),
@@ -54,6 +57,29 @@ rule reconstruct:
         "../envs/physics.yaml"
     script:
         "../workflow/scripts/reconstruct.py"
+
+
+rule plot_recon_steps:
+    """The reconstruction's error over CG steps (the whole, its noiseless part, its noise alone) and locally low
+    rank, from the small table of rule reconstruct."""
+    input:
+        table=f"{RESULTS}/{{experiment}}/tables/recon_steps_{{image}}.csv",
+    output:
+        png=report(f"{RESULTS}/{{experiment}}/figures/recon_steps_{{image}}.png",
+                   caption="../workflow/report/recon_steps.rst", category="Acquisition"),
+        pdf=f"{RESULTS}/{{experiment}}/figures/recon_steps_{{image}}.pdf",
+    params:
+        acquisition=acquisition("recon"),
+    log:
+        f"{RESULTS}/{{experiment}}/logs/plot_recon_steps_{{image}}.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    conda:
+        "../envs/plotting.yaml"
+    script:
+        "../workflow/scripts/plot_recon_steps.py"
 
 
 rule recon_bias:

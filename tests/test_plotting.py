@@ -133,3 +133,27 @@ def test_steps_curve_figure_has_a_panel_per_split_and_parameter_and_marks_nlls()
     # NLLS's two values drawn as horizontal lines at its medians in every panel
     levels = {round(line.get_ydata()[0], 6) for line in fig.axes[0].lines if len(set(line.get_ydata())) == 1}
     assert {round(0.5 + 0.1 * 20, 6), round(0.3 / 21, 6), 1.0} <= levels
+
+
+def test_recon_steps_figure_draws_each_source_llr_and_the_default():
+    import pandas as pd
+
+    from crbnet.plotting import plot_recon_steps
+
+    rows = [{"method": "cg", "lambda": 0.0, "steps": k, "source": src, "coefficient": c,
+             "relative_error": e * k ** (-0.3 if src != "recon_noise_only" else 0.5), "rms_times_snr": 0.1 * k}
+            for k in (10, 50, 100) for src, e in (("recon", 0.2), ("recon_noiseless", 0.18), ("recon_noise_only", 0.01))
+            for c in ("1", "all")]
+    rows.append({"method": "llr", "lambda": 0.01, "steps": 250, "source": "recon", "coefficient": "all",
+                 "relative_error": 0.05, "rms_times_snr": 2.0})
+    recon = {"engine": "torch", "lambda": 0.0, "iterations": 10, "cg_iterations": 5}
+    fig = plot_recon_steps(pd.DataFrame(rows), recon)
+    left, right = fig.axes
+    drawn = [line for line in left.lines if len(line.get_xdata()) == 3]
+    assert len(drawn) == 3 and len(right.lines) >= 2
+    assert any(list(line.get_xdata()) == [250] for line in left.lines)  # the LLR star
+    assert any(list(line.get_xdata()) == [50, 50] for line in left.lines)  # the default's 50 steps
+    labels = [t.get_text() for t in left.get_legend().get_texts()]
+    assert "LLR lambda 0.01 (250 CG steps in all)" in labels
+    regularized = plot_recon_steps(pd.DataFrame(rows), recon | {"lambda": 0.01})
+    assert not any(list(line.get_xdata()) == [50, 50] for line in regularized.axes[0].lines)

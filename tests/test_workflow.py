@@ -298,7 +298,16 @@ def _check_recon(exp):
     assert set(bias.parameter) == {"m0s", "T1", "T2f"}
     assert len(bias[bias.estimator == "crb"]) == 7 * 3 and np.all(bias.count_recon > 0)
     np.testing.assert_allclose(bias.bias_change, bias.mean_recon - bias.mean_gaussian, rtol=1e-6, atol=1e-8)  # CSV digits
-    for figure in ("recon_bias_tubes", "maps_tubes_recon"):
+    # the error curve (tiny: checkpoints 5, 20 (the recon's own count), 40, and LLR lambda 0.01 with 3 ADMM steps)
+    curve = pd.read_csv(exp / "tables" / "recon_steps_tubes.csv", dtype={"coefficient": str})
+    whole = curve[curve.coefficient == "all"].set_index(["method", "source", "steps"]).relative_error
+    assert len(curve) == (3 * 3 + 1) * 7  # (3 sources x 3 checkpoints + 1 LLR) x (6 coefficients + all)
+    for source in ("recon", "recon_noiseless", "recon_noise_only"):  # the recon's own count is the error table's
+        assert whole[("cg", source, 20)] == pytest.approx(by[(source, "all", "all")], rel=1e-5)
+    assert whole[("cg", "recon_noiseless", 40)] < whole[("cg", "recon_noiseless", 5)]  # more steps: less blur
+    assert whole[("cg", "recon_noise_only", 40)] > whole[("cg", "recon_noise_only", 5)]  # and more noise
+    assert ("llr", "recon", 15) in whole.index
+    for figure in ("recon_bias_tubes", "maps_tubes_recon", "recon_steps_tubes"):
         assert (exp / "figures" / f"{figure}.png").stat().st_size > 1000
 
 

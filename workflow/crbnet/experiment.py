@@ -375,7 +375,7 @@ class Experiment:
 
     def map_targets(self) -> list[str]:
         """The BIDS derivatives tree of every phantom and scan (bids_maps), the phantoms' figures and, with NLLS, the
-        NN-against-NLLS table and figure; the reconstructions' error tables."""
+        NN-against-NLLS table and figure; the reconstructions' error tables and error curves."""
         out = ["bids/dataset_description.json"] if self.images else []
         out += [f"bids/{path}" for path in self.bids_maps]
         for image in self.phantom_images:
@@ -384,7 +384,7 @@ class Experiment:
                 out += [f"figures/nlls_agreement_{image}.png", f"tables/nlls_agreement_{image}.csv"]
         for phantom in self.reconstructions.values():
             out += [f"tables/recon_error_{phantom}.csv", f"tables/recon_bias_{phantom}.csv",
-                    f"figures/recon_bias_{phantom}.png"]
+                    f"figures/recon_bias_{phantom}.png", f"figures/recon_steps_{phantom}.png"]
         return out
 
 

@@ -408,6 +408,37 @@ def plot_refine_steps(table: pd.DataFrame) -> plt.Figure:
     return fig
 
 
+def plot_recon_steps(table: pd.DataFrame, recon: Mapping) -> plt.Figure:
+    """The reconstruction's error curve (``crbnet.recon.error_budget``): relative RMS coefficient error of the whole
+    mask over CG steps for the reconstruction, its noiseless part and its noise alone (left: all coefficients,
+    right: the noise-only RMS x SNR, the noise amplification), locally low rank as stars at its CG-step count,
+    and the reconstruction's own step count (``recon``: the config's settings) as a dotted line when it is CG."""
+    _style()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.4))
+    everything = table[table.coefficient == "all"]
+    cg = everything[everything.method == "cg"].sort_values("steps")
+    for source, style, label in (("recon", "-o", "reconstruction"), ("recon_noiseless", "--s", "noiseless part"),
+                                 ("recon_noise_only", ":^", "noise alone")):
+        t = cg[cg.source == source]
+        left.plot(t.steps, t.relative_error, style, ms=4, label=label)
+        if source == "recon_noise_only":
+            right.plot(t.steps, t.rms_times_snr, style, ms=4, color="C2", label="CG, noise alone")
+    for _, r in everything[everything.method == "llr"].iterrows():
+        left.plot(r["steps"], r["relative_error"], "*", ms=10,
+                  label=f"LLR lambda {r['lambda']:g} ({r['steps']} CG steps in all)")
+    if recon["lambda"] == 0 and recon["engine"] == "torch":
+        for ax in (left, right):
+            ax.axvline(recon["iterations"] * recon["cg_iterations"], color="0.5", ls=":", lw=1)
+    right.axhline(1.0, color="k", lw=0.6, ls=":", label="Gaussian noise (1)")
+    left.set(xscale="log", xlabel="CG steps", ylabel="relative RMS error, all coefficients")
+    right.set(xscale="log", xlabel="CG steps", ylabel="noise RMS x SNR")
+    left.legend(frameon=False, fontsize=7)
+    right.legend(frameon=False, fontsize=7)
+    sns.despine(fig)
+    fig.tight_layout()
+    return fig
+
+
 def plot_sweep_boxplots(tables: dict[str, pd.DataFrame], swept: str, alpha: float = 1e-3) -> plt.Figure:
     """Mao Fig. 1: box plots of the estimates over a 1-D sweep of ``swept``, per network, with the true values
     (red) and an asterisk where Welch's t-test finds the errors of the CRB and bias-reduced networks (else the first

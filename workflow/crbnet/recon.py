@@ -13,16 +13,19 @@ from __future__ import annotations
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
+import pandas as pd
 import torch
 
 from crbnet.acquisition import AcquisitionError, KSpace, estimate_coil_maps, nufft_adjoint, per_sample
 from crbnet.basis import Basis
 from crbnet.io.cfl import read_cfl, write_cfl
 from crbnet.runtime import progress
+from crbnet.tables import coefficient_errors
 
 
 @dataclass
@@ -121,15 +124,22 @@ def llr_threshold(c: torch.Tensor, threshold: float, block: int, shift: tuple[in
 
 def reconstruct(kspace: np.ndarray, trajectory: np.ndarray, U: np.ndarray, coil_maps: np.ndarray,
                 lam: float = 0.0, iterations: int = 20, cg_iterations: int = 5, block: int = 8, seed: int = 0,
-                device: torch.device | str = "cpu", show_progress: bool = False) -> np.ndarray:
+                device: torch.device | str = "cpu", show_progress: bool = False, checkpoints: Sequence[int] = (),
+                on_checkpoint: Callable[[int, np.ndarray], None] | None = None) -> np.ndarray:
     """Coefficient images (X, Y, r) complex64 from k-space (coils, frames, spokes, readout) on ``trajectory``
     (frames, spokes, readout, 2), basis U (frames, r) and sensitivities (coils, X, Y): CG (``iterations`` *
     ``cg_iterations`` steps) when ``lam`` is 0, else ``iterations`` ADMM steps of ``cg_iterations`` CG steps with
-    locally low-rank blocks shifted at random (seeded) each step. ``show_progress``: timed steps on stderr."""
+    locally low-rank blocks shifted at random (seeded) each step. ``show_progress``: timed steps on stderr.
+
+    CG only: ``on_checkpoint(k, images)`` sees the iterate (X, Y, r) after each step k of ``checkpoints``; CG then
+    runs on to the last checkpoint and still returns the iterate of its own step count (a CG that converged
+    earlier gives its final iterate to the remaining checkpoints)."""
     if not np.all(np.isfinite(kspace)):
         raise AcquisitionError("the k-space holds NaN or infinite samples")
     if lam < 0:
         raise AcquisitionError(f"the regularization weight must be >= 0, got {lam}")
+    if checkpoints and lam > 0:
+        raise AcquisitionError("checkpoints follow plain CG (lambda 0), not locally low rank")
     device = torch.device(device)
     bar = progress(total=iterations + 2, desc="reconstruct", unit="step", disable=not show_progress)
     normal = SubspaceNormal.build(trajectory, U, coil_maps, device)
@@ -139,7 +149,20 @@ def reconstruct(kspace: np.ndarray, trajectory: np.ndarray, U: np.ndarray, coil_
     bar.update()
     x = torch.zeros_like(b)
     if lam == 0:
-        x = conjugate_gradient(normal, b, x, iterations * cg_iterations)
+        steps, marks, seen = iterations * cg_iterations, sorted(set(checkpoints)), {"k": 0}
+
+        def record(k: int, iterate: torch.Tensor) -> None:
+            seen["k"] = k
+            if k == steps:
+                seen["x"] = iterate
+            if on_checkpoint is not None and k in marks:
+                on_checkpoint(k, iterate.permute(1, 2, 0).cpu().numpy())
+
+        last = conjugate_gradient(normal, b, x, max([steps, *marks]), callback=record)
+        for k in marks if on_checkpoint is not None else ():
+            if k > seen["k"]:  # converged before step k
+                on_checkpoint(k, last.permute(1, 2, 0).cpu().numpy())
+        x = seen.get("x", last)
         bar.update(iterations)
     else:
         rng = np.random.default_rng(seed)
@@ -192,29 +215,92 @@ def reconstruct_kspace(kspace: KSpace, basis: Basis, coil_maps: str | np.ndarray
                        calibration_radius: float = 0.4,
                        engine: str = "torch", lam: float = 0.0, iterations: int = 10, cg_iterations: int = 5,
                        block: int = 8, seed: int = 0, device: torch.device | str = "cpu",
-                       show_progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+                       show_progress: bool = False, checkpoints: Sequence[int] = (),
+                       on_checkpoint: Callable[[int, np.ndarray], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Coefficient images (X, Y, 1, r) complex64 of a slice's k-space in ``basis`` and the sensitivities (coils, X,
     Y) used: the file's true ones (``coil_maps`` "given"), ``estimate_coil_maps`` ("estimated") or the array given
     (e.g. those estimated from the full data, to reconstruct its noise-only part). ``engine`` "torch":
-    ``reconstruct``; "bart": ``reconstruct_bart`` with iterations * cg_iterations iterations."""
+    ``reconstruct``; "bart": ``reconstruct_bart`` with iterations * cg_iterations iterations. ``checkpoints`` and
+    ``on_checkpoint``: ``reconstruct``'s (torch CG only)."""
     if kspace.sequence_sha256 != basis.sequence_sha256:
         raise AcquisitionError("the k-space samples another sequence than the basis was computed for")
-    shape = kspace.coil_maps.shape[1:]
-    if isinstance(coil_maps, np.ndarray):
-        if coil_maps.shape != kspace.coil_maps.shape:
-            raise AcquisitionError(f"coil maps of shape {coil_maps.shape} for k-space of {kspace.coil_maps.shape}")
-    elif coil_maps not in ("given", "estimated"):
-        raise AcquisitionError(f"coil_maps must be given, estimated or an array; got {coil_maps}")
     if engine not in ("torch", "bart"):
         raise AcquisitionError(f"engine must be torch or bart; got {engine}")
-    maps = (coil_maps if isinstance(coil_maps, np.ndarray) else kspace.coil_maps if coil_maps == "given"
-            else estimate_coil_maps(kspace.data, kspace.trajectory, shape, calibration_radius))
+    if checkpoints and engine != "torch":
+        raise AcquisitionError("checkpoints follow the torch engine's CG, not BART's")
+    maps = sensitivities(kspace, coil_maps, calibration_radius)
     if engine == "bart":
         out = reconstruct_bart(kspace.data, kspace.trajectory, basis.U, maps, lam, iterations * cg_iterations, block)
     else:
         out = reconstruct(kspace.data, kspace.trajectory, basis.U, maps, lam, iterations, cg_iterations, block, seed,
-                          device, show_progress)
+                          device, show_progress, checkpoints, on_checkpoint)
     return out[:, :, None, :], maps
+
+
+def error_budget(kspace: KSpace, basis: Basis, noise: np.ndarray, reference: np.ndarray, labels: np.ndarray,
+                 tissues: Mapping[int, str], snr: float, options: Mapping, curve: Mapping,
+                 coil_maps: str = "estimated") -> tuple[np.ndarray, pd.DataFrame, pd.DataFrame]:
+    """A phantom's reconstruction and where its error comes from.
+
+    Reconstructs (``reconstruct_kspace`` with ``options``, sensitivities ``coil_maps``) the k-space, its noiseless
+    part and its noise ``noise`` alone with the same sensitivities, and scores each (sources recon,
+    recon_noiseless, recon_noise_only) by ``crbnet.tables.coefficient_errors`` against the noiseless projection
+    ``reference`` (X, Y, 1, r), after removing the phase that estimated sensitivities carry. Returns the
+    reconstruction (X, Y, 1, r), its error table and the error curve: the same scores of the whole mask with
+    columns method (cg | llr), lambda, steps and seconds (since that reconstruction started), for each source after each of
+    ``curve["steps"]`` CG steps (followed during the reconstruction itself when it is plain torch CG, else by CG
+    runs of their own) and for the k-space with locally low rank at each of ``curve["lambdas"]``
+    (``curve["admm"]`` ADMM steps of ``options``' cg_iterations)."""
+    maps = sensitivities(kspace, coil_maps, options.get("calibration_radius", 0.4))
+    phase = np.exp(1j * object_phase(maps, kspace.coil_maps))[..., None, None]
+
+    def score(source: str, images: np.ndarray) -> pd.DataFrame:
+        error = images * phase - (0 if source == "recon_noise_only" else reference)
+        return coefficient_errors({source: error}, reference, labels, tissues, snr)
+
+    steps, rows = list(curve["steps"]), []
+    plain = options["engine"] == "torch" and options["lam"] == 0
+
+    def follow(source: str) -> dict:
+        started = time.perf_counter()
+
+        def record(k: int, images: np.ndarray) -> None:
+            rows.append(score(source, images[:, :, None]).query("region == 'all'").assign(
+                method="cg", **{"lambda": 0.0}, steps=k, seconds=time.perf_counter() - started))
+        return {"checkpoints": steps, "on_checkpoint": record}
+
+    parts = {"recon": kspace.data, "recon_noiseless": kspace.data - noise, "recon_noise_only": noise}
+    images = {source: reconstruct_kspace(replace(kspace, data=data), basis, maps, **options,
+                                         **(follow(source) if plain and steps else {}))[0]
+              for source, data in parts.items()}
+    if steps and not plain:
+        cg = options | {"engine": "torch", "lam": 0.0, "iterations": max(steps), "cg_iterations": 1}
+        for source, data in parts.items():
+            reconstruct_kspace(replace(kspace, data=data), basis, maps, **cg, **follow(source))
+    for lam in curve["lambdas"]:
+        started = time.perf_counter()
+        llr = reconstruct_kspace(kspace, basis, maps, **(options | {"engine": "torch", "lam": lam,
+                                                                    "iterations": curve["admm"]}))[0]
+        rows.append(score("recon", llr).query("region == 'all'").assign(
+            method="llr", **{"lambda": lam}, steps=curve["admm"] * options["cg_iterations"],
+            seconds=time.perf_counter() - started))
+    errors = pd.concat([score(source, image) for source, image in images.items()], ignore_index=True)
+    columns = ["method", "lambda", "steps", "source", "coefficient", "relative_error", "rms_times_snr", "seconds"]
+    return images["recon"], errors, pd.concat(rows, ignore_index=True)[columns]
+
+
+def sensitivities(kspace: KSpace, coil_maps: str | np.ndarray, calibration_radius: float) -> np.ndarray:
+    """Coil sensitivities (coils, X, Y) for a slice's k-space: its file's true ones ("given"), estimated from its
+    centre (``estimate_coil_maps``, "estimated") or the array given, checked against the k-space's shape."""
+    if isinstance(coil_maps, np.ndarray):
+        if coil_maps.shape != kspace.coil_maps.shape:
+            raise AcquisitionError(f"coil maps of shape {coil_maps.shape} for k-space of {kspace.coil_maps.shape}")
+        return coil_maps
+    if coil_maps not in ("given", "estimated"):
+        raise AcquisitionError(f"coil_maps must be given, estimated or an array; got {coil_maps}")
+    if coil_maps == "given":
+        return kspace.coil_maps
+    return estimate_coil_maps(kspace.data, kspace.trajectory, kspace.coil_maps.shape[1:], calibration_radius)
 
 
 def recon_options(recon: Mapping) -> dict:
