@@ -2,9 +2,11 @@
 
 Paths: qMT simulation with Jacobians (rtol 1e-9 against the CPU torch reference), a dataset chunk (coefficients and
 CRBs), two epochs of each loss in fp32 and (where native) bf16 with resume equality on the device, inference fp32 and
-bf16 against the CPU, NLLS on 8 voxels against the CPU, and with ``--workflow`` the tiny workflow's network training
-with ``--resources gpu=1``. Prints PASS/FAIL/SKIP per path, then the timings: epoch at 92,160 samples, inference
-voxels/s, NLLS speed-up over the CPU. ``--device cpu`` runs every path on the CPU (about a minute on 2 cores), so
+bf16 against the CPU, NLLS on 8 voxels against the CPU, the refined estimator (3 steps) against the CPU, the
+subspace reconstruction's normal operator against the CPU on the brain slice's geometry, and with ``--workflow``
+the tiny workflow's network training with ``--resources gpu=1``. Prints PASS/FAIL/SKIP per path, then the
+timings: epoch at 92,160 samples, inference voxels/s, NLLS speed-up over the CPU, refined voxels/s and the brain
+slice's reconstruction (50 CG steps) in seconds. ``--device cpu`` runs every path on the CPU (about a minute on 2 cores), so
 the script stays alive without a GPU. Exit code 1 if any path fails.
 
     python benchmarks/gpu_smoke.py                 # on a GPU machine
@@ -173,6 +175,68 @@ def nlls(device: torch.device) -> str:
     return f"8 voxels, 5 iterations: median relative difference {rel:.1e}"
 
 
+class _NearTruth:
+    """A start estimator for the refinement path: the true m0s, T1, T2f times 1.1 (the protocol's minimum)."""
+
+    names = ("m0s", "T1", "T2f")
+
+    def __init__(self, basis, truth: dict) -> None:
+        self.basis, self.truth = basis, truth
+
+    def predict(self, data: np.ndarray, precision: str = "fp32", device: str = "cpu") -> np.ndarray:
+        rows = np.resize(np.arange(len(self.truth["m0s"])), len(data))
+        return 1.1 * np.stack([self.truth[k][rows] for k in self.names], axis=1)
+
+
+def refinement(device: torch.device) -> str:
+    """The refined estimator (3 Gauss-Newton steps, omega0 from 8 candidates) on the device against the CPU, and
+    its voxels/s on the device (the CPU runs the numba kernel, a GPU the torch path)."""
+    from crbnet.basis import svd_basis
+    from crbnet.fitting import RefinedEstimator, spread_candidates
+
+    seq = load_sequence(ROOT / "config/sequences/zhang2022_published.yaml")
+    cpu_model = QMTSignalModel(seq, PZ, "cpu")
+    truth = SPACE.sample(8, seed=4)
+    basis = svd_basis([cpu_model.signal(SPACE.sample(256, seed=3)).numpy()], 13, "smoke")
+    data = basis.project(cpu_model.signal(truth).numpy())
+    data = data + 0.002 * np.random.default_rng(1).normal(size=data.shape)
+    start, candidates = _NearTruth(basis, truth), spread_candidates(SPACE, {"omega0": 8})
+    fits = {name: RefinedEstimator(start, model, SPACE, 3, candidates).predict(data)
+            for name, model in (("device", QMTSignalModel(seq, PZ, device)), ("cpu", cpu_model))}
+    rel = np.median(np.abs(fits["device"] / fits["cpu"] - 1))
+    assert rel < 1e-4, rel
+    voxels = np.resize(data, (4096 if device.type == "cuda" else 128, data.shape[1]))
+    refined = RefinedEstimator(start, QMTSignalModel(seq, PZ, device), SPACE, 3, candidates)
+    sync(device)
+    tic = time.perf_counter()
+    refined.predict(voxels)
+    sync(device)
+    TIMINGS["refine_voxels_per_s"] = f"{len(voxels) / (time.perf_counter() - tic):.3g}"
+    return f"8 voxels: median relative difference {rel:.1e}; {len(voxels)} voxels timed"
+
+
+def reconstruction(device: torch.device) -> str:
+    """The subspace reconstruction on the default brain slice's geometry (197 x 233, 1,142 frames of 1 spoke, rank
+    13, 8 coils): the normal operator on the device against the CPU, then 50 CG steps timed on the device with
+    the Toeplitz kernels, coil-combined adjoint and transfers (crbnet.recon.reconstruct)."""
+    from crbnet.acquisition import coil_sensitivities, radial_trajectory
+    from crbnet.recon import SubspaceNormal, reconstruct
+
+    shape, frames, r, coils = (197, 233), 1142, 13, 8
+    rng = np.random.default_rng(0)
+    U = np.linalg.qr(rng.normal(size=(frames, r)) + 1j * rng.normal(size=(frames, r)))[0]
+    trajectory, maps = radial_trajectory(frames, 1, 2 * max(shape)), coil_sensitivities(shape, coils)
+    c = torch.as_tensor((rng.normal(size=(r, *shape)) + 1j * rng.normal(size=(r, *shape))).astype(np.complex64))
+    outputs = [SubspaceNormal.build(trajectory, U, maps, d)(c.to(d)).cpu() for d in (device, torch.device("cpu"))]
+    rel = float((outputs[0] - outputs[1]).norm() / outputs[1].norm())
+    assert rel < 1e-4, rel
+    kspace = (rng.normal(size=(coils, frames, 1, 2 * max(shape))) * (1 + 1j)).astype(np.complex64)
+    tic = time.perf_counter()
+    reconstruct(kspace, trajectory, U, maps, iterations=10, cg_iterations=5, device=device)
+    TIMINGS["recon_brain_s"] = f"{time.perf_counter() - tic:.3g}"
+    return f"normal operator: relative difference {rel:.1e} from the CPU; 50 CG steps timed"
+
+
 def workflow(tmp: Path) -> str:
     target = f"{tmp}/wf/tiny_fisp/models/mse.pt"
     run = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "all", "--resources", "gpu=1",
@@ -206,6 +270,8 @@ def main() -> int:
         check("inference", lambda: inference(device))
         check("epoch timing", lambda: epoch_time(device))
         check("NLLS", lambda: nlls(device))
+        check("refined estimator", lambda: refinement(device))
+        check("subspace reconstruction", lambda: reconstruction(device))
         if args.workflow:
             check("tiny workflow with --resources gpu=1", lambda: workflow(tmp))
     failed = [k for k, v in RESULTS.items() if v == "FAIL"]
