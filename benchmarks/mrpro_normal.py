@@ -66,7 +66,6 @@ def mrpro_normal(trajectory: np.ndarray, U: np.ndarray, maps: np.ndarray, dtype=
     from mrpro.operators import NonUniformFastFourierOp
 
     shape = maps.shape[1:]
-    frames = trajectory.shape[0]
     # ours: rad per voxel along (X, Y); mrpro: k in cycles per field of view along (y, x), (other, coil, k2, k1, k0)
     ky, kx = (torch.as_tensor(trajectory[..., i] * n / (2 * np.pi), dtype=dtype)[:, None, None]
               for i, n in enumerate(shape))
